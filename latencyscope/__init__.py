@@ -1,0 +1,5 @@
+"""LatencyScope: record what steals microseconds from latency-critical threads, analyze anywhere."""
+__version__ = "0.1.0"
+
+# Capture format version written by the recorder; the analyzer refuses newer ones.
+FORMAT_VERSION = 1

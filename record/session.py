@@ -1,0 +1,299 @@
+"""One capture: load the BPF programs, drain their rings, write, finish.
+
+This is the library entry point behind ``latencyscope-record``; it prints
+nothing but the optional live status line (to a terminal only).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from latencyscope import FORMAT_VERSION, __version__
+from latencyscope.bpf import source as bpf_source
+from latencyscope.errors import LatencyScopeError
+from latencyscope.record import environment as env
+from latencyscope.record import host, preflight
+from latencyscope.record.ringbuf import RingReader
+from latencyscope.record.writer import CaptureWriter
+from latencyscope.schemas import EVENT_KINDS, MODULES, kinds_of
+from latencyscope.schemas.codegen import ring_dtype
+
+FLUSH_INTERVAL_S = 1.0   # design: a crash loses at most the last second
+POLL_INTERVAL_S = 0.05   # drain cadence; rings are sized for >= 0.2 s of peak rate
+STATUS_INTERVAL_S = 0.5
+
+
+@dataclass
+class RecordConfig:
+    output: str
+    modules: Sequence[str] = MODULES
+    cpus: Optional[List[int]] = None      # monitored CPUs (in-kernel filter)
+    pids: List[int] = field(default_factory=list)  # target tgids (in-kernel filter)
+    duration_s: Optional[float] = None    # None: until SIGINT/SIGTERM
+    quiet: bool = False
+    ring_scale: float = 1.0               # multiply every kind's default ring size
+    keep_off_monitored: bool = True       # move our own threads off monitored CPUs
+    command_line: List[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class RecordResult:
+    path: Path
+    events: Dict[str, int]
+    lost: Dict[str, int]
+    duration_s: float
+    bytes: int
+    notes: List[str]
+
+
+def validate(cfg: RecordConfig) -> None:
+    unknown = [m for m in cfg.modules if m not in MODULES]
+    if unknown:
+        raise LatencyScopeError(f"unknown module {unknown[0]!r}; choose from {', '.join(MODULES)}")
+    if not cfg.modules:
+        raise LatencyScopeError("no module selected")
+    if cfg.cpus is not None:
+        online = host.parse_cpulist(Path("/sys/devices/system/cpu/online").read_text())
+        bad = [c for c in cfg.cpus if c not in online]
+        if bad:
+            raise LatencyScopeError(f"CPU {bad[0]} is not online (online: {host.format_cpulist(online)})")
+    for p in cfg.pids:
+        if p <= 0 or not os.path.isdir(f"/proc/{p}"):
+            raise LatencyScopeError(f"no process with pid {p}")
+    if cfg.duration_s is not None and cfg.duration_s <= 0:
+        raise LatencyScopeError("--duration must be positive")
+    out_dir = Path(cfg.output).resolve().parent
+    if not out_dir.is_dir():
+        raise LatencyScopeError(f"output directory {out_dir} does not exist")
+    if not os.access(out_dir, os.W_OK):
+        raise LatencyScopeError(f"output directory {out_dir} is not writable")
+
+
+def ring_pages(kind, scale: float) -> int:
+    pages = max(1, int(kind.ring_pages * scale))
+    return 1 << (pages - 1).bit_length()  # power of two
+
+
+def build_program(modules: Sequence[str]) -> str:
+    parts = [bpf_source("events.h"), bpf_source("common.h")]
+    parts += [bpf_source(f"{m}.c") for m in modules]
+    return "\n".join(parts)
+
+
+def _threads_off(cpus: Sequence[int]) -> Optional[List[int]]:
+    allowed = set(os.sched_getaffinity(0)) - set(cpus)
+    if not allowed:
+        return None
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), allowed)
+        except OSError:
+            pass
+    return sorted(allowed)
+
+
+class _Stop:
+    def __init__(self):
+        self.requested = False
+        self.signal = None
+
+    def __call__(self, signum, frame):
+        # Only a flag: a second Ctrl-C while flushing must not interrupt the write.
+        self.requested = True
+        self.signal = signal.Signals(signum).name
+
+
+def _lost_by_kind(b, kinds) -> Dict[str, List[int]]:
+    table = b.get_table("ls_lost")
+    out = {}
+    for k in kinds:
+        per_cpu = table[ctypes.c_int(k.kind_id)]
+        out[k.name] = [int(v) for v in per_cpu]
+    return out
+
+
+def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
+    validate(cfg)
+    modules = [m for m in MODULES if m in cfg.modules]
+    kinds = [k for m in modules for k in kinds_of(m)]
+    pf = preflight.run(modules)
+    problem = pf.first_problem()
+    if problem:
+        raise LatencyScopeError(f"preflight: {problem.name}: {problem.detail}")
+    bcc = pf.bcc
+    headers = pf.headers
+    notes: List[str] = []
+    if not headers.exact:
+        notes.append(f"kernel headers for {os.uname().release} not found; compiling against {headers.source}")
+
+    old_umask = os.umask(0o077)  # captures hold command names and addresses: owner-only
+    writer = None
+    b = None
+    readers: Dict[str, RingReader] = {}
+    stop = _Stop()
+    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        writer = CaptureWriter(cfg.output, kinds)
+        cflags = ["-w"]
+        if cfg.cpus is not None:
+            cflags.append("-DLS_FILTER_CPUS")
+        if cfg.pids:
+            cflags.append("-DLS_FILTER_PIDS")
+        pages = {k.name: ring_pages(k, cfg.ring_scale) for k in kinds}
+        cflags += [f"-DLS_PAGES_{k.name.upper()}={pages[k.name]}" for k in kinds]
+        os.environ.update(headers.env())
+        try:
+            b = bcc.BPF(text=build_program(modules), cflags=cflags)
+        except Exception as exc:
+            raise LatencyScopeError(f"loading the BPF programs failed ({exc}); compiler output is above")
+
+        if cfg.cpus is not None:
+            t = b.get_table("ls_cpus")
+            for c in cfg.cpus:
+                t[ctypes.c_int(c)] = ctypes.c_uint8(1)
+        if cfg.pids:
+            tg, td = b.get_table("ls_tgids"), b.get_table("ls_tids")
+            for p in cfg.pids:
+                tg[ctypes.c_uint32(p)] = ctypes.c_uint8(1)
+                for tid in os.listdir(f"/proc/{p}/task") if os.path.isdir(f"/proc/{p}/task") else []:
+                    td[ctypes.c_uint32(int(tid))] = ctypes.c_uint8(1)
+
+        for k in kinds:
+            rb = b.get_table(f"rb_{k.name}")
+            readers[k.name] = RingReader(rb.map_fd, pages[k.name] * 4096, ring_dtype(k), k.record_size)
+
+        if cfg.keep_off_monitored and cfg.cpus:
+            moved = _threads_off(cfg.cpus)
+            if moved is not None:
+                notes.append(f"recorder threads kept on CPUs {host.format_cpulist(moved)}, off the monitored ones")
+
+        facts = host.host_facts()
+        start_clock = host.clock_offsets()
+        manifest = {
+            "format": "latencyscope-capture",
+            "format_version": FORMAT_VERSION,
+            "tool_version": __version__,
+            "complete": False,
+            "command_line": cfg.command_line,
+            "host": facts,
+            "modules": modules,
+            "tables": {k.name: {"module": k.module, "tracepoint": k.tracepoint,
+                                "ring_bytes": pages[k.name] * 4096} for k in kinds},
+            "filters": {"cpus": cfg.cpus, "pids": cfg.pids,
+                        "semantics": "an event is kept when its CPU (wakeups: target CPU) is "
+                                     "monitored or its task belongs to a target process"},
+            "tracepoint_formats": {k.tracepoint: env.tracepoint_format(pf.tracefs, k.tracepoint)
+                                   for k in kinds if k.tracepoint.split(":")[0] != "perf"},
+            "syscalls": _syscall_table(bcc),
+            "kernel_headers": headers.manifest(),
+            "tasks": host.task_snapshot(),
+            "clock": {"start": start_clock},
+            "window": {"start_ns": start_clock["monotonic_ns"]},
+            "notes": notes,
+        }
+        writer.write_manifest(manifest)
+        writer.started = True
+
+        status = _Status(status_stream, cfg.quiet)
+        t_start = time.monotonic()
+        deadline = t_start + cfg.duration_s if cfg.duration_s else None
+        last_flush = t_start
+        total = 0
+        while True:
+            now = time.monotonic()
+            finishing = stop.requested or (deadline is not None and now >= deadline)
+            for k in kinds:
+                recs = readers[k.name].drain()
+                if len(recs):
+                    writer.append(k, recs)
+                    total += len(recs)
+            if finishing:
+                break
+            if now - last_flush >= FLUSH_INTERVAL_S:
+                writer.flush()
+                last_flush = now
+            status.update(now - t_start, total, lambda: sum(sum(v) for v in _lost_by_kind(b, kinds).values()),
+                          writer.bytes_written)
+            sleep = POLL_INTERVAL_S if deadline is None else min(POLL_INTERVAL_S, max(0.0, deadline - now))
+            time.sleep(sleep)
+
+        end_clock = host.clock_offsets()
+        lost = _lost_by_kind(b, kinds)
+        # Detach before the final flush so nothing arrives after the window closes.
+        b.cleanup()
+        b = None
+        writer.flush()
+        status.done()
+        duration = (end_clock["monotonic_ns"] - start_clock["monotonic_ns"]) / 1e9
+        manifest.update({
+            "complete": True,
+            "stopped_by": stop.signal or ("duration" if deadline else "unknown"),
+            "clock": {"start": start_clock, "end": end_clock},
+            "window": {"start_ns": start_clock["monotonic_ns"], "end_ns": end_clock["monotonic_ns"]},
+            "events": dict(writer.rows),
+            "lost": {name: sum(v) for name, v in lost.items()},
+            "lost_per_cpu": lost,
+            "discarded": {name: r.discarded for name, r in readers.items()},
+        })
+        writer.write_manifest(manifest)
+        nbytes = writer.bytes_written
+        path = writer.finish()
+        return RecordResult(path, dict(writer.rows), manifest["lost"], duration, nbytes, notes)
+    finally:
+        for r in readers.values():
+            r.close()
+        if b is not None:
+            try:
+                b.cleanup()
+            except Exception:
+                pass
+        if writer is not None:
+            writer.close_tables()
+            if not writer.started:
+                writer.discard()
+        headers.cleanup()
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        os.umask(old_umask)
+
+
+def _syscall_table(bcc) -> Dict[str, str]:
+    try:
+        from bcc.syscall import syscalls  # type: ignore
+        return {str(k): (v.decode() if isinstance(v, bytes) else str(v)) for k, v in syscalls.items()}
+    except Exception:
+        return {}
+
+
+class _Status:
+    """Live one-line status on a terminal; silent otherwise."""
+
+    def __init__(self, stream, quiet: bool):
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = not quiet and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last = 0.0
+        self.last_total = 0
+        self.last_t = 0.0
+        self.shown = False
+
+    def update(self, elapsed: float, total: int, lost_fn, nbytes: int) -> None:
+        if not self.enabled or elapsed - self.last < STATUS_INTERVAL_S:
+            return
+        rate = (total - self.last_total) / max(elapsed - self.last_t, 1e-9)
+        self.last = self.last_t = elapsed
+        self.last_total = total
+        self.stream.write(f"\r\x1b[K  recording {elapsed:7.1f} s  {rate / 1e3:9.1f} k ev/s  "
+                          f"{total:>11,} events  lost {lost_fn():,}  {nbytes / 2**20:8.1f} MiB")
+        self.stream.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()

@@ -1,0 +1,148 @@
+"""Everything derived from :mod:`latencyscope.schemas.events`.
+
+Regenerate the committed files with::
+
+    python -m latencyscope.schemas.codegen          # writes bpf/events.h, docs/capture-format.md
+    python -m latencyscope.schemas.codegen --check  # exit 1 if either is stale
+"""
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+
+from latencyscope.schemas.events import EVENT_KINDS, EventKind
+
+# Every BPF ring buffer record starts with an 8-byte header: u32 len (bit 31
+# BUSY, bit 30 DISCARD) and u32 page offset; records are padded to 8 bytes.
+RINGBUF_HDR_SIZE = 8
+RINGBUF_BUSY_BIT = 1 << 31
+RINGBUF_DISCARD_BIT = 1 << 30
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER_PATH = ROOT / "bpf" / "events.h"
+DOC_PATH = ROOT / "docs" / "capture-format.md"
+REGEN = "python -m latencyscope.schemas.codegen"
+
+
+@lru_cache(maxsize=None)
+def record_dtype(k: EventKind) -> np.dtype:
+    """The dtype of one record as the BPF program writes it (no ring header)."""
+    dt = np.dtype([(f.name, f.np_type) for f in k.fields])
+    assert dt.itemsize == k.record_size
+    return dt
+
+
+@lru_cache(maxsize=None)
+def ring_dtype(k: EventKind) -> np.dtype:
+    """The dtype of one ring-buffer slot: header, record, padding to 8 bytes."""
+    size = RINGBUF_HDR_SIZE + k.record_size
+    size = (size + 7) & ~7
+    names = ["_len", "_pg_off"] + [f.name for f in k.fields]
+    formats = ["<u4", "<u4"] + [f.np_type for f in k.fields]
+    offsets = [0, 4]
+    off = RINGBUF_HDR_SIZE
+    for f in k.fields:
+        offsets.append(off)
+        off += f.size
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
+
+
+def arrow_schema(k: EventKind):
+    import pyarrow as pa
+
+    fields = []
+    for f in k.fields:
+        if f.ctype == "comm":
+            t = pa.string()
+        else:
+            t = pa.from_numpy_dtype(np.dtype(f.np_type))
+        meta = {"unit": f.unit, "doc": f.doc, "c_type": f.ctype}
+        fields.append(pa.field(f.name, t, nullable=False, metadata=meta))
+    return pa.schema(fields, metadata={"latencyscope.kind": k.name,
+                                       "latencyscope.tracepoint": k.tracepoint})
+
+
+def c_header() -> str:
+    lines = [
+        "/* Generated from schemas/events.py by `%s`. Do not edit. */" % REGEN,
+        "#ifndef LATENCYSCOPE_EVENTS_H",
+        "#define LATENCYSCOPE_EVENTS_H",
+        "",
+        "#define LS_NKINDS %d" % len(EVENT_KINDS),
+    ]
+    for k in EVENT_KINDS:
+        lines.append("#define LS_KIND_%s %d" % (k.name.upper(), k.kind_id))
+    lines.append("")
+    for k in EVENT_KINDS:
+        lines.append("/* %s: %s */" % (k.tracepoint, k.doc))
+        lines.append("struct %s {" % k.c_struct)
+        for f in k.fields:
+            lines.append("    %-24s /* %s%s */" % (f.c_decl, f.doc, f" [{f.unit}]" if f.unit else ""))
+        lines.append("};")
+        lines.append("_Static_assert(sizeof(struct %s) == %d, \"%s size\");"
+                     % (k.c_struct, k.record_size, k.name))
+        off = 0
+        for f in k.fields:
+            lines.append("_Static_assert(__builtin_offsetof(struct %s, %s) == %d, \"%s.%s\");"
+                         % (k.c_struct, f.name, off, k.name, f.name))
+            off += f.size
+        lines.append("")
+    lines.append("#endif")
+    return "\n".join(lines) + "\n"
+
+
+def docs_markdown() -> str:
+    out = [
+        "# Capture format: event tables",
+        "",
+        "Generated from `schemas/events.py` by `%s`. Do not edit." % REGEN,
+        "",
+        "Every table is an Arrow IPC stream (`TABLE.arrows`, zstd-compressed",
+        "record batches) inside the capture; see `docs/capture.md` for the",
+        "container and the manifest. Timestamps are CLOCK_MONOTONIC ns",
+        "(`bpf_ktime_get_ns()`); `manifest.json` holds the offset to wall-clock.",
+        "",
+    ]
+    for k in EVENT_KINDS:
+        out += [
+            "## `%s` (module `%s`, tracepoint `%s`)" % (k.name, k.module, k.tracepoint),
+            "",
+            k.doc,
+            "",
+            "| field | C type | unit | meaning |",
+            "|---|---|---|---|",
+        ]
+        for f in k.fields:
+            ct = "char[16]" if f.ctype == "comm" else f.ctype
+            out.append("| `%s` | %s | %s | %s |" % (f.name, ct, f.unit or "", f.doc))
+        out += ["", "Record size: %d bytes (+8 bytes ring-buffer header)." % k.record_size, ""]
+    return "\n".join(out)
+
+
+def generated_files() -> Dict[Path, str]:
+    return {HEADER_PATH: c_header(), DOC_PATH: docs_markdown()}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    stale = []
+    for path, text in generated_files().items():
+        current = path.read_text() if path.exists() else None
+        if current != text:
+            if "--check" in argv:
+                stale.append(path)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+                print(f"wrote {path.relative_to(ROOT)}")
+    for p in stale:
+        print(f"{p.relative_to(ROOT)} is stale: run `{REGEN}`", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
