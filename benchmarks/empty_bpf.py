@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Attach an empty BPF program to tracepoints and hold them until SIGINT/SIGTERM.
+
+The reference point of the in-kernel cost benchmark: the kernel's
+``bpf_stats`` (run_time_ns / run_cnt) of a program that does nothing, on the
+same tracepoint and in the same run as LatencyScope's programs.  Also used as
+an observer-effect row ("the floor any BPF tracer pays").
+
+Runs under the distro Python (BCC's binding lives in dist-packages), e.g.
+``/usr/bin/python3 benchmarks/empty_bpf.py sched:sched_switch sched:sched_wakeup``.
+Prints one line ``ready NAME=TRACEPOINT ...`` once everything is attached.
+Program names are ``empty__CATEGORY__EVENT`` (bpftool shows the full name).
+"""
+from __future__ import annotations
+
+import signal
+import sys
+
+
+def program_name(tracepoint: str) -> str:
+    cat, ev = tracepoint.split(":")
+    return f"empty__{cat}__{ev}"
+
+
+def source(tracepoints) -> str:
+    return "\n".join(f"int {program_name(tp)}(void *ctx) {{ return 0; }}" for tp in tracepoints)
+
+
+def main(argv) -> int:
+    tracepoints = argv or ["sched:sched_switch"]
+    sys.path.append("/usr/lib/python3/dist-packages")
+    from bcc import BPF  # the distro binding
+
+    b = BPF(text=source(tracepoints))
+    for tp in tracepoints:
+        b.attach_tracepoint(tp=tp, fn_name=program_name(tp))
+    stop = []
+    signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    print("ready " + " ".join(f"{program_name(tp)}={tp}" for tp in tracepoints), flush=True)
+    while not stop:
+        signal.pause()
+    b.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
