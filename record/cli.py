@@ -21,12 +21,13 @@ def default_output() -> str:
               help=f"Module(s), repeatable or comma list: {', '.join(MODULES)} (default all).")
 @click.option("--cpus", help="Monitored CPUs, e.g. 1 or 2-3,6 (filtered in the kernel).")
 @click.option("-p", "--pid", "pids", type=int, multiple=True, help="Target process id (repeatable).")
+@click.option("-i", "--interface", help="Network module: only this interface (filtered in the kernel).")
 @click.option("--ring-scale", type=float, default=1.0, show_default=True,
               help="Multiply every ring buffer's default size.")
 @click.option("-q", "--quiet", is_flag=True, help="No live status line.")
 @click.option("--check", is_flag=True, help="Only run the preflight checks and report.")
 @click.option("--debug", is_flag=True, help="Tracebacks for errors.")
-def record_command(output, duration, modules, cpus, pids, ring_scale, quiet, check, debug):
+def record_command(output, duration, modules, cpus, pids, interface, ring_scale, quiet, check, debug):
     """Record raw scheduler/IRQ/memory/syscall/network events into a capture file (root)."""
     mods = parse_modules(modules, MODULES)
     if check:
@@ -34,7 +35,8 @@ def record_command(output, duration, modules, cpus, pids, ring_scale, quiet, che
     from latencyscope.record.session import RecordConfig, record
 
     cfg = RecordConfig(output=output or default_output(), modules=mods, cpus=parse_cpus(cpus),
-                       pids=list(pids), duration_s=duration, quiet=quiet, ring_scale=ring_scale)
+                       pids=list(pids), interface=interface, duration_s=duration, quiet=quiet,
+                       ring_scale=ring_scale)
     res = record(cfg)
     if not quiet:
         for n in res.notes:

@@ -35,6 +35,7 @@ class RecordConfig:
     modules: Sequence[str] = MODULES
     cpus: Optional[List[int]] = None      # monitored CPUs (in-kernel filter)
     pids: List[int] = field(default_factory=list)  # target tgids (in-kernel filter)
+    interface: Optional[str] = None       # network module: only this device (in-kernel filter)
     duration_s: Optional[float] = None    # None: until SIGINT/SIGTERM
     quiet: bool = False
     ring_scale: float = 1.0               # multiply every kind's default ring size
@@ -185,7 +186,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             "modules": modules,
             "tables": {k.name: {"module": k.module, "tracepoint": k.tracepoint,
                                 "ring_bytes": pages[k.name] * 4096} for k in kinds},
-            "filters": {"cpus": cfg.cpus, "pids": cfg.pids,
+            "filters": {"cpus": cfg.cpus, "pids": cfg.pids, "interface": cfg.interface,
                         "semantics": "an event is kept when its CPU (wakeups: target CPU) is "
                                      "monitored or its task belongs to a target process"},
             "tracepoint_formats": {k.tracepoint: env.tracepoint_format(pf.tracefs, k.tracepoint)

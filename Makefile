@@ -1,0 +1,58 @@
+# The two commands of the README:
+#   make run   set everything up, record 10 s with every module, print the report
+#   make test  set everything up, run the whole test suite
+# Both work on a fresh Debian/Ubuntu machine as root (system packages are
+# installed when missing); elsewhere install the packages listed in README.md.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DURATION ?= 10
+
+# Debian/Ubuntu packages: BCC's Python binding and tools, kernel headers
+# (any recent version works: see README), and the workloads/peers the
+# tests and benchmarks use.
+APT_PACKAGES := python3-bpfcc bpfcc-tools bpftool stress-ng rt-tests linux-perf trace-cmd jq fio iproute2 python3-venv
+
+.PHONY: run test setup system venv bench clean
+
+run: setup
+	$(VENV)/bin/latencyscope --duration $(DURATION)
+
+test: setup
+	$(PY) -m pytest -ra tests
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+setup: system venv
+
+system:
+	@if [ "$$(id -u)" != 0 ]; then \
+	  echo "note: not root: skipping system packages (see README for your distro)"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  missing=""; \
+	  for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ ! -d /lib/modules/$$(uname -r)/build ] && ! ls -d /usr/src/linux-headers-* >/dev/null 2>&1; then \
+	    missing="$$missing HEADERS"; fi; \
+	  if [ -n "$$missing" ]; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -q; \
+	    hdr=linux-headers-$$(uname -r); \
+	    apt-cache show $$hdr >/dev/null 2>&1 || hdr=linux-headers-$$(dpkg --print-architecture); \
+	    apt-get install -y -q $$(echo $$missing | sed "s/HEADERS/$$hdr/") ; \
+	  fi; \
+	else \
+	  echo "note: no apt-get: install BCC, kernel headers and the tools listed in README.md yourself"; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,70 @@
+"""What occupied a CPU during a delay: tasks, and (when recorded) IRQs.
+
+``occupancy(cap)`` is one table of intervals [start_ns, end_ns) per CPU with
+a kind ("task", "hardirq", "softirq") and a label; modules that record more
+kinds of CPU time add them here.  ``explain`` answers, for a handful of
+delays (the worst N, not every event), who held the CPU and for how long.
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import polars as pl
+
+from latencyscope.analyze.capture import Capture
+from latencyscope.analyze.stats import fmt_ns
+
+OCCUPANCY_SCHEMA = {"cpu": pl.UInt32, "start_ns": pl.UInt64, "end_ns": pl.UInt64,
+                    "kind": pl.String, "label": pl.String, "pid": pl.Int32}
+
+
+def task_intervals(sw: Optional[pl.DataFrame]) -> pl.DataFrame:
+    if sw is None:
+        return pl.DataFrame(schema=OCCUPANCY_SCHEMA)
+    return sw.filter(pl.col("next_pid") != 0).select(
+        cpu=pl.col("cpu"), start_ns=pl.col("ts_ns"), end_ns=pl.col("end_ns").cast(pl.UInt64),
+        kind=pl.lit("task"),
+        label=pl.format("{} ({})", pl.col("next_comm"), pl.col("next_pid")),
+        pid=pl.col("next_pid"),
+    )
+
+
+def occupancy(cap: Capture, sw: Optional[pl.DataFrame]) -> pl.DataFrame:
+    parts = [task_intervals(sw)]
+    for provider in _PROVIDERS:
+        df = provider(cap)
+        if df is not None and df.height:
+            parts.append(df.select(list(OCCUPANCY_SCHEMA)).cast(OCCUPANCY_SCHEMA))
+    return pl.concat(parts, how="vertical").sort("cpu", "start_ns")
+
+
+# Functions cap -> occupancy-shaped DataFrame, registered by other modules (irq).
+_PROVIDERS: List = []
+
+
+def register(provider) -> None:
+    if provider not in _PROVIDERS:
+        _PROVIDERS.append(provider)
+
+
+def explain(occ: pl.DataFrame, cpu: int, start_ns: int, end_ns: int, exclude_pid: Optional[int] = None,
+            top: int = 3) -> dict:
+    """Who held CPU during [start_ns, end_ns): top occupants by overlap."""
+    span = max(0, end_ns - start_ns)
+    hits = (
+        occ.filter((pl.col("cpu") == cpu) & (pl.col("start_ns") < end_ns) & (pl.col("end_ns") > start_ns))
+        .filter(pl.col("pid").is_null() | (pl.col("pid") != (exclude_pid if exclude_pid is not None else -1)))
+        .with_columns(overlap_ns=(pl.min_horizontal(pl.col("end_ns"), pl.lit(end_ns, pl.UInt64)).cast(pl.Int64)
+                                  - pl.max_horizontal(pl.col("start_ns"), pl.lit(start_ns, pl.UInt64)).cast(pl.Int64)))
+        .group_by("kind", "label").agg(pl.col("overlap_ns").sum())
+        .sort("overlap_ns", descending=True)
+    )
+    held = hits.head(top).to_dicts()
+    busy = int(hits.filter(pl.col("kind") == "task")["overlap_ns"].sum() or 0)
+    if not held:
+        text = f"CPU {cpu} had nothing else running: the delay is in the wakeup path (idle exit, IPI, migration)"
+    else:
+        text = f"CPU {cpu} held by " + ", ".join(f"{h['label']} {h['kind']} {fmt_ns(h['overlap_ns'])}" for h in held)
+        if span and busy < span * 0.5:
+            text += f"; idle for {fmt_ns(span - busy)} of it"
+    return {"text": text, "occupants": held}

@@ -1,0 +1,1155 @@
+#!/usr/bin/env python3
+"""LatencyScope benchmark suite: LatencyScope side by side with the tools users would pick instead.
+
+    sudo .venv/bin/python benchmarks/run.py            # ~8 min, writes docs/benchmarks.md
+    sudo .venv/bin/python benchmarks/run.py --quick    # ~2 min smoke run, same report
+    sudo .venv/bin/python benchmarks/run.py --big      # + a 100 M-event synthetic capture analyzed
+
+Parts (each bounded in time; see docs/benchmarks.md for the results):
+  1. observer effect: workload throughput untraced / under latencyscope-record /
+     perf sched record / trace-cmd record (or raw ftrace when trace-cmd cannot
+     run) / bcc runqlat / an empty BPF program; interleaved, repeated
+  2. in-kernel cost per event (bpf_stats) of every LatencyScope program beside
+     an empty program on the same tracepoint, same run
+  3. loss and recorder CPU at the highest event rate this machine produces
+  4. capture bytes per event vs perf.data and trace.dat, same workload
+  5. analysis wall time / peak RSS: perf sched latency vs latencyscope-analyze
+     on captures of the same workload recorded at the same time; --big adds a
+     100 M-event synthetic capture (benchmarks/gen_capture.py)
+
+Needs root, stress-ng, fio, perf, bpftool, bpfcc-tools; a missing tool skips
+its rows with a note.  Nothing here is a test: the suite only smoke-tests the
+pure pieces (tests/unit/test_benchmarks_smoke.py).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+BIN = REPO / ".venv" / "bin" if (REPO / ".venv" / "bin").is_dir() else Path(sys.executable).parent
+SYS_PYTHON = "/usr/bin/python3"  # BCC's binding is a distro package
+TRACEFS = Path("/sys/kernel/tracing")
+ISOLATION_TPS = ["sched:sched_switch", "sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_migrate_task"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+def summarize(values: List[float]) -> Dict[str, float]:
+    """min / median / max of a list (empty -> {})."""
+    v = [x for x in values if x is not None]
+    if not v:
+        return {}
+    return {"min": min(v), "median": statistics.median(v), "max": max(v), "n": len(v)}
+
+
+_STRESS_RE = re.compile(r"metrc: \[\d+\]\s+(\S+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)")
+
+
+def parse_stress_ng(text: str, stressor: str) -> Optional[float]:
+    """Bogo ops per second (real time) of ``stressor`` from stress-ng --metrics-brief output."""
+    for m in _STRESS_RE.finditer(text):
+        if m.group(1) == stressor:
+            return float(m.group(6))
+    return None
+
+
+def parse_fio_iops(text: str) -> Optional[float]:
+    """Total IOPS (read + write, all jobs) from fio --output-format=json."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        data = json.loads(text[start:])
+    except ValueError:
+        return None
+    return sum(j["read"]["iops"] + j["write"]["iops"] for j in data.get("jobs", []))
+
+
+def parse_time_v(text: str) -> Dict[str, float]:
+    """Wall seconds and peak RSS (bytes) from GNU time -v output."""
+    out = {}
+    m = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", text)
+    if m:
+        h, mi, s = m.group(1), m.group(2), m.group(3)
+        out["wall_s"] = int(h or 0) * 3600 + int(mi) * 60 + float(s)
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    if m:
+        out["rss_bytes"] = int(m.group(1)) * 1024
+    m = re.search(r"User time \(seconds\): ([\d.]+)", text)
+    if m:
+        out["user_s"] = float(m.group(1))
+    m = re.search(r"System time \(seconds\): ([\d.]+)", text)
+    if m:
+        out["sys_s"] = float(m.group(1))
+    m = re.search(r"Exit status: (\d+)", text)
+    if m:
+        out["exit"] = int(m.group(1))
+    return out
+
+
+def parse_perf_samples(text: str) -> Optional[int]:
+    m = re.search(r"\((\d+) samples\)", text)
+    return int(m.group(1)) if m else None
+
+
+def capture_manifest(path: Path) -> dict:
+    with tarfile.open(path) as t:
+        return json.loads(t.extractfile("manifest.json").read())
+
+
+def fmt_pct(x: Optional[float]) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def fmt_bytes(n: Optional[float]) -> str:
+    if n is None:
+        return "n/a"
+    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+# --------------------------------------------------------------------------- processes
+
+def proc_cpu_s(pid: int) -> Optional[float]:
+    """user+sys CPU seconds of a live process (all its threads) from /proc/PID/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass
+class Child:
+    """A background process with its output in files and its rusage at exit."""
+    name: str
+    argv: List[str]
+    work: Path
+    env: Optional[dict] = None
+    proc: Optional[subprocess.Popen] = None
+    rusage: Optional[object] = None
+    rc: Optional[int] = None
+
+    def start(self) -> "Child":
+        self.out = self.work / f"{self.name}.out"
+        self.err = self.work / f"{self.name}.err"
+        env = dict(os.environ, **(self.env or {}))
+        self.proc = subprocess.Popen(self.argv, stdout=open(self.out, "wb"), stderr=open(self.err, "wb"),
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        return self
+
+    def _reap(self) -> bool:
+        """Collect exit status and rusage if the child has exited (never Popen.poll: it would
+        reap the child without its rusage)."""
+        if self.rc is not None:
+            return True
+        pid, status, ru = os.wait4(self.proc.pid, os.WNOHANG)
+        if not pid:
+            return False
+        self.rusage = ru
+        self.rc = os.waitstatus_to_exitcode(status)
+        self.proc.returncode = self.rc
+        return True
+
+    def alive(self) -> bool:
+        return not self._reap()
+
+    def text(self) -> str:
+        return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
+
+    def wait_for(self, ready: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if ready():
+                return True
+            if self._reap():
+                return False
+            time.sleep(0.02)
+        return False
+
+    def stop(self, sig=signal.SIGINT, timeout: float = 60.0) -> int:
+        if self._reap():
+            return self.rc
+        try:
+            os.kill(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        end = time.monotonic() + timeout
+        while not self._reap():
+            if time.monotonic() > end:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                end = time.monotonic() + 5.0
+            time.sleep(0.02)
+        return self.rc
+
+    @property
+    def cpu_s(self) -> Optional[float]:
+        return None if self.rusage is None else self.rusage.ru_utime + self.rusage.ru_stime
+
+
+def run_cmd(argv: List[str], timeout: float, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def have(tool: str) -> bool:
+    return shutil.which(tool) is not None or Path(tool).exists()
+
+
+# --------------------------------------------------------------------------- workloads
+
+@dataclass
+class Workload:
+    name: str
+    label: str
+    unit: str
+    argv: Callable[[float, Path], List[str]]
+    parse: Callable[[str], Optional[float]]
+    prepare: Optional[Callable[[Path], None]] = None
+
+    def run(self, seconds: float, work: Path) -> Optional[float]:
+        r = run_cmd(self.argv(seconds, work), timeout=seconds + 60, cwd=work)
+        return self.parse(r.stdout + r.stderr)
+
+
+def switch_workload(instances: int = 2) -> Workload:
+    return Workload(
+        f"switch{instances}", f"`stress-ng --switch {instances}` (context switches)", "bogo ops/s",
+        lambda s, w: ["stress-ng", "--switch", str(instances), "-t", f"{max(1, round(s))}s", "--metrics-brief"],
+        lambda t: parse_stress_ng(t, "switch"))
+
+
+def _fio_prepare(work: Path) -> None:
+    run_cmd(["fio", "--name=prep", f"--filename={work / 'fio.dat'}", "--rw=write", "--bs=1M", "--size=64M",
+             "--direct=1"], timeout=120)
+
+
+def fio_workload() -> Workload:
+    return Workload(
+        "fio", "`fio` 4 KiB random reads, O_DIRECT, 2 jobs, QD1 (block IRQs, sleep/wake per I/O)", "IOPS",
+        lambda s, w: ["fio", "--name=lsbench", f"--filename={w / 'fio.dat'}", "--rw=randread", "--direct=1",
+                      "--bs=4k", "--size=64M", "--ioengine=psync", "--numjobs=2", "--group_reporting",
+                      f"--runtime={s}", "--time_based", "--output-format=json"],
+        parse_fio_iops, prepare=_fio_prepare)
+
+
+# --------------------------------------------------------------------------- tracers
+
+class Tracer:
+    """Start fully (ready before the workload), stop, report what it saw."""
+    name = "?"
+    label = "?"
+
+    def available(self) -> Optional[str]:
+        """None when usable, else why not."""
+        return None
+
+    def start(self, work: Path, tag: str) -> None:
+        pass
+
+    def stop(self) -> dict:
+        return {}
+
+
+class Untraced(Tracer):
+    name, label = "untraced", "untraced"
+
+
+class LatencyScopeRecord(Tracer):
+    name, label = "latencyscope", "latencyscope-record --modules isolation"
+
+    def __init__(self, extra: Optional[List[str]] = None):
+        self.extra = extra or []
+
+    def available(self):
+        return None if (BIN / "latencyscope-record").exists() else f"{BIN}/latencyscope-record not found"
+
+    def start(self, work, tag):
+        self.path = work / f"{tag}.lscope"
+        for p in (self.path, Path(str(self.path) + ".partial")):
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+        self.child = Child(tag + ".record", [str(BIN / "latencyscope-record"), "-o", str(self.path),
+                                             "--modules", "isolation", "-q", *self.extra], work).start()
+        ready = Path(str(self.path) + ".partial") / "manifest.json"
+        if not self.child.wait_for(ready.exists, 60):
+            self.child.stop()
+            raise RuntimeError(f"latencyscope-record did not start: {self.child.text()[-500:]}")
+        self.t_ready = time.monotonic()
+        self.cpu_ready = proc_cpu_s(self.child.proc.pid)
+
+    def stop(self):
+        cpu_before_stop = proc_cpu_s(self.child.proc.pid)
+        t_stop = time.monotonic()
+        rc = self.child.stop(signal.SIGINT)
+        info = {"rc": rc, "window_s": t_stop - self.t_ready, "cpu_total_s": self.child.cpu_s,
+                "cpu_window_s": (cpu_before_stop - self.cpu_ready)
+                if cpu_before_stop is not None and self.cpu_ready is not None else None,
+                "user_total_s": self.child.rusage.ru_utime, "sys_total_s": self.child.rusage.ru_stime}
+        if rc == 0 and self.path.exists():
+            m = capture_manifest(self.path)
+            info.update(events=sum(m.get("events", {}).values()), lost=sum(m.get("lost", {}).values()),
+                        events_by_kind=m.get("events"), lost_by_kind=m.get("lost"),
+                        ring_bytes={k: v.get("ring_bytes") for k, v in m.get("tables", {}).items()},
+                        bytes=self.path.stat().st_size, path=str(self.path),
+                        duration_s=(m["window"]["end_ns"] - m["window"]["start_ns"]) / 1e9)
+        else:
+            info["error"] = self.child.text()[-500:]
+        return info
+
+
+class PerfSched(Tracer):
+    name, label = "perf", "perf sched record"
+
+    def available(self):
+        return None if have("perf") else "perf not installed"
+
+    def start(self, work, tag):
+        self.path = work / f"{tag}.perf.data"
+        ctl, ack = work / f"{tag}.ctl", work / f"{tag}.ack"
+        for p in (ctl, ack):
+            if p.exists():
+                p.unlink()
+            os.mkfifo(p)
+        # Start disabled and enable through the control fifo: "ack" means events are on.
+        self.child = Child(tag + ".perf", ["perf", "sched", "record", "-o", str(self.path), "-D", "-1",
+                                           "--control", f"fifo:{ctl},{ack}"], work).start()
+        self.ctl = os.open(ctl, os.O_RDWR)
+        self.ack = os.open(ack, os.O_RDWR)
+        os.write(self.ctl, b"enable\n")
+        import select
+        r, _, _ = select.select([self.ack], [], [], 30)
+        if not r:
+            self.child.stop()
+            raise RuntimeError(f"perf sched record did not start: {self.child.text()[-500:]}")
+        os.read(self.ack, 64)
+        self.t_ready = time.monotonic()
+
+    def stop(self):
+        rc = self.child.stop(signal.SIGINT, timeout=300)
+        for fd in (self.ctl, self.ack):
+            os.close(fd)
+        text = self.child.text()
+        info = {"rc": rc, "cpu_total_s": self.child.cpu_s, "events": parse_perf_samples(text),
+                "bytes": self.path.stat().st_size if self.path.exists() else None, "path": str(self.path)}
+        m = re.search(r"lost (\d+)", text, re.I)
+        info["lost_note"] = m.group(0) if m else None
+        return info
+
+
+def _tp_args(tps):
+    out = []
+    for tp in tps:
+        out += ["-e", tp]
+    return out
+
+
+class TraceCmd(Tracer):
+    name, label = "trace-cmd", "trace-cmd record -e (same 4 tracepoints)"
+
+    def __init__(self):
+        self._why = None
+
+    def available(self):
+        if not have("trace-cmd"):
+            return "trace-cmd not installed"
+        if self._why is None:
+            self._why = self._probe()
+        return self._why or None
+
+    def _probe(self) -> str:
+        """trace-cmd record writes /proc/sys/kernel/ftrace_enabled even for events only."""
+        with tempfile.TemporaryDirectory() as d:
+            try:
+                r = run_cmd(["trace-cmd", "record", *_tp_args(ISOLATION_TPS), "-o", f"{d}/probe.dat",
+                             "sleep", "0.2"], timeout=30)
+            except subprocess.TimeoutExpired:
+                return "trace-cmd record hung in a 0.2 s probe"
+            msg = (r.stdout + r.stderr).strip().splitlines()
+            if r.returncode != 0 or any("Operation not permitted" in m for m in msg):
+                detail = " / ".join(m.strip() for m in msg[-2:])
+                fe = Path("/proc/sys/kernel/ftrace_enabled")
+                try:
+                    with open(fe, "w") as f:
+                        f.write(fe.read_text().strip())
+                    extra = ""
+                except OSError as exc:
+                    extra = f"; writing {fe} as root gives {exc.strerror} (locked by this kernel/VM)"
+                return f"`trace-cmd record` fails: \"{detail}\"{extra}"
+            return ""
+
+    def start(self, work, tag):
+        self.path = work / f"{tag}.trace.dat"
+        self.child = Child(tag + ".trace-cmd", ["trace-cmd", "record", *_tp_args(ISOLATION_TPS),
+                                                "-o", str(self.path)], work).start()
+        if not self.child.wait_for(lambda: "Hit Ctrl^C" in self.child.text(), 30):
+            self.child.stop()
+            raise RuntimeError(f"trace-cmd did not start: {self.child.text()[-300:]}")
+
+    def stop(self):
+        rc = self.child.stop(signal.SIGINT, timeout=300)
+        return {"rc": rc, "cpu_total_s": self.child.cpu_s,
+                "bytes": self.path.stat().st_size if self.path.exists() else None}
+
+
+class Ftrace(Tracer):
+    """The kernel path trace-cmd record drives (tracefs events into the ftrace ring buffer).
+
+    Without trace-cmd's reader threads (the buffer is read once at the end
+    with `trace-cmd extract`), so its cost is a lower bound of trace-cmd's.
+    """
+    name, label = "ftrace", "ftrace events via tracefs (trace-cmd's kernel path, no reader)"
+
+    def __init__(self, buffer_kb: int = 65536):
+        self.buffer_kb = buffer_kb
+
+    def available(self):
+        return None if (TRACEFS / "events/sched/sched_switch/enable").exists() else "tracefs not mounted"
+
+    def _w(self, rel, val):
+        (TRACEFS / rel).write_text(str(val))
+
+    def start(self, work, tag):
+        self.work, self.tag = work, tag
+        self.saved = {"buffer_size_kb": (TRACEFS / "buffer_size_kb").read_text().split()[0],
+                      "tracing_on": (TRACEFS / "tracing_on").read_text().strip()}
+        self._w("tracing_on", 0)
+        self._w("trace", "")
+        self._w("buffer_size_kb", self.buffer_kb)
+        for tp in ISOLATION_TPS:
+            self._w(f"events/{tp.replace(':', '/')}/enable", 1)
+        self._w("tracing_on", 1)
+
+    def stop(self, extract: bool = False):
+        self._w("tracing_on", 0)
+        entries = overrun = 0
+        for st in sorted(TRACEFS.glob("per_cpu/cpu*/stats")):
+            t = st.read_text()
+            entries += int(re.search(r"^entries: (\d+)", t, re.M).group(1))
+            overrun += int(re.search(r"^overrun: (\d+)", t, re.M).group(1))
+        info = {"events": entries, "lost": overrun, "buffer_kb_per_cpu": self.buffer_kb}
+        if extract and have("trace-cmd"):
+            path = self.work / f"{self.tag}.trace.dat"
+            r = run_cmd(["trace-cmd", "extract", "-o", str(path)], timeout=300)
+            if path.exists():
+                info["bytes"] = path.stat().st_size
+                info["path"] = str(path)
+            else:
+                info["error"] = (r.stdout + r.stderr)[-300:]
+        for tp in ISOLATION_TPS:
+            self._w(f"events/{tp.replace(':', '/')}/enable", 0)
+        self._w("trace", "")
+        self._w("buffer_size_kb", self.saved["buffer_size_kb"])
+        self._w("tracing_on", self.saved["tracing_on"])
+        return info
+
+
+class Runqlat(Tracer):
+    name, label = "runqlat", "bcc runqlat (in-kernel histogram)"
+    path = "/usr/sbin/runqlat-bpfcc"
+
+    def available(self):
+        return None if Path(self.path).exists() else f"{self.path} not found"
+
+    def start(self, work, tag):
+        self.child = Child(tag + ".runqlat", [self.path], work, env={"PYTHONUNBUFFERED": "1"}).start()
+        if not self.child.wait_for(lambda: "Tracing" in self.child.text(), 60):
+            self.child.stop()
+            raise RuntimeError(f"runqlat did not start: {self.child.text()[-300:]}")
+
+    def stop(self):
+        rc = self.child.stop(signal.SIGINT)
+        return {"rc": rc, "cpu_total_s": self.child.cpu_s}
+
+
+class EmptyBpf(Tracer):
+    name, label = "empty-bpf", "empty BPF program on the same 4 tracepoints (floor)"
+
+    def __init__(self, tps=None):
+        self.tps = tps or ISOLATION_TPS
+
+    def available(self):
+        return None if Path(SYS_PYTHON).exists() else f"{SYS_PYTHON} not found"
+
+    def start(self, work, tag):
+        self.child = Child(tag + ".empty", [SYS_PYTHON, str(HERE / "empty_bpf.py"), *self.tps], work).start()
+        if not self.child.wait_for(lambda: "ready" in self.child.out.read_text(), 60):
+            self.child.stop()
+            raise RuntimeError(f"empty_bpf.py did not start: {self.child.text()[-300:]}")
+
+    def stop(self):
+        return {"rc": self.child.stop(signal.SIGINT)}
+
+
+# --------------------------------------------------------------------------- parts
+
+@dataclass
+class Config:
+    work: Path
+    seconds: float
+    repeats: int
+    quick: bool
+    big: bool
+    big_events: int
+    big_rss_kill_bytes: int
+    log: Callable[[str], None] = print
+
+
+def part_observer(cfg: Config, workloads: List[Workload], tracers: List[Tracer]) -> dict:
+    out = {"seconds": cfg.seconds, "repeats": cfg.repeats, "workloads": {}}
+    usable = []
+    skipped = {}
+    for t in tracers:
+        why = t.available()
+        if why:
+            skipped[t.name] = why
+        else:
+            usable.append(t)
+    out["skipped"] = skipped
+    out["tracers"] = {t.name: t.label for t in tracers}
+    for wl in workloads:
+        if wl.prepare:
+            wl.prepare(cfg.work)
+        runs: Dict[str, List[dict]] = {t.name: [] for t in usable}
+        for rep in range(cfg.repeats):
+            # rotate the order each repetition: drift and warm-up spread over every tracer
+            order = usable[rep % len(usable):] + usable[:rep % len(usable)]
+            for t in order:
+                tag = f"obs-{wl.name}-{t.name}-{rep}"
+                foreign = foreign_sched_progs()
+                try:
+                    t.start(cfg.work, tag)
+                    value = wl.run(cfg.seconds, cfg.work)
+                    info = t.stop()
+                except Exception as exc:  # one failing tracer must not sink the suite
+                    cfg.log(f"    {t.name}: {exc}")
+                    runs[t.name].append({"value": None, "error": str(exc)[:300]})
+                    continue
+                for k in ("path",):
+                    p = info.pop(k, None)
+                    if p and Path(p).exists():
+                        Path(p).unlink()
+                runs[t.name].append({"value": value, "foreign_progs": foreign, **{k: v for k, v in info.items()
+                                                        if k in ("events", "lost", "cpu_total_s")}})
+                cfg.log(f"    {wl.name:8s} rep {rep} {t.name:12s} {value if value is None else round(value):>10} "
+                        f"{wl.unit}" + (f"  events {info.get('events')} lost {info.get('lost')}"
+                                        if "events" in info else ""))
+        base = [r["value"] for r in runs.get("untraced", [])]
+        base_med = statistics.median([b for b in base if b]) if any(base) else None
+        table = {}
+        for name, rs in runs.items():
+            vals = [r["value"] for r in rs]
+            ratios = [v / base_med for v in vals if v and base_med]
+            table[name] = {"values": vals, "ratio": summarize(ratios), "runs": rs}
+        out["workloads"][wl.name] = {"label": wl.label, "unit": wl.unit, "untraced_median": base_med,
+                                     "tracers": table}
+    return out
+
+
+def bpftool_progs() -> List[dict]:
+    r = run_cmd(["bpftool", "prog", "show", "-j"], timeout=30)
+    return json.loads(r.stdout or "[]")
+
+
+def prog_ids_of(pid: int) -> List[int]:
+    """Ids of the BPF programs a process holds (its fds' fdinfo), so that other
+    people's programs on the same tracepoints are never mistaken for ours."""
+    ids = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf-prog":
+                continue
+            m = re.search(r"^prog_id:\s*(\d+)", Path(f"/proc/{pid}/fdinfo/{fd}").read_text(), re.M)
+        except OSError:
+            continue
+        if m:
+            ids.append(int(m.group(1)))
+    return ids
+
+
+def foreign_sched_progs() -> int:
+    """Tracing BPF programs attached by anyone else right now (noise in the observer runs)."""
+    try:
+        return sum(1 for p in bpftool_progs() if p.get("type") in ("tracepoint", "raw_tracepoint", "tracing"))
+    except Exception:
+        return -1
+
+
+def part_bpf_cost(cfg: Config) -> dict:
+    if not have("bpftool"):
+        return {"skipped": "bpftool not installed"}
+    stats = Path("/proc/sys/kernel/bpf_stats_enabled")
+    old = stats.read_text().strip()
+    stats.write_text("1")
+    ls, empty = LatencyScopeRecord(), EmptyBpf()
+    try:
+        empty.start(cfg.work, "cost")
+        ls.start(cfg.work, "cost")
+        seconds = max(2.0, cfg.seconds)
+        value = switch_workload(2).run(seconds, cfg.work)
+        mine = {i: "latencyscope" for i in prog_ids_of(ls.child.proc.pid)}
+        mine.update({i: "empty" for i in prog_ids_of(empty.child.proc.pid)})
+        progs = [p for p in bpftool_progs() if p.get("id") in mine]
+        ls_info = ls.stop()
+        empty.stop()
+    finally:
+        stats.write_text(old)
+    rows = {}
+    for p in progs:
+        name = p.get("name", "")
+        m = re.match(r"(tracepoint|empty)__(\w+?)__(\w+)$", name)
+        if not m or not p.get("run_cnt"):
+            continue
+        tp = f"{m.group(2)}:{m.group(3)}"
+        who = mine[p["id"]]
+        rows.setdefault(tp, {})[who] = {"id": p["id"], "name": name, "run_cnt": p["run_cnt"],
+                                        "run_time_ns": p["run_time_ns"],
+                                        "ns_per_event": p["run_time_ns"] / p["run_cnt"],
+                                        "insns": p.get("bytes_xlated", 0) // 8 or None}
+    for tp, r in rows.items():
+        if "latencyscope" in r and "empty" in r:
+            r["ratio"] = r["latencyscope"]["ns_per_event"] / r["empty"]["ns_per_event"]
+    return {"seconds": seconds, "workload_ops_s": value, "programs": rows,
+            "capture": {k: ls_info.get(k) for k in ("events", "lost")},
+            "note": "ns/event is run_time_ns / run_cnt from bpftool; runs counted while bpf_stats_enabled=1. "
+                    "run_time_ns covers the program only, not the tracepoint's argument copy."}
+
+
+def part_loss(cfg: Config, instances: int = 2) -> dict:
+    ls = LatencyScopeRecord()
+    ls.start(cfg.work, f"loss{instances}")
+    wl = switch_workload(instances)
+    seconds = max(3.0, cfg.seconds * 2)
+    value = wl.run(seconds, cfg.work)
+    info = ls.stop()
+    ev = info.get("events") or 0
+    res = {"workload": wl.label, "seconds": seconds, "workload_ops_s": value, **info}
+    res.pop("path", None)
+    if ev and info.get("duration_s"):
+        res["events_per_s"] = ev / info["duration_s"]
+        if info.get("cpu_window_s") is not None:
+            res["cpu_us_per_event_window"] = 1e6 * info["cpu_window_s"] / ev
+        res["cpu_s_per_M_events_total"] = 1e6 * info["cpu_total_s"] / ev
+        res["user_us_per_event_total"] = 1e6 * info["user_total_s"] / ev
+    return res
+
+
+def part_capture_and_analysis(cfg: Config) -> dict:
+    """Same workload, LatencyScope and perf recording at the same time; then sizes and analysis."""
+    res: dict = {}
+    ls, perf = LatencyScopeRecord(), PerfSched()
+    if perf.available():
+        return {"skipped": perf.available()}
+    seconds = max(2.0, cfg.seconds)
+    perf.start(cfg.work, "same")
+    ls.start(cfg.work, "same")
+    value = switch_workload(2).run(seconds, cfg.work)
+    ls_info = ls.stop()
+    perf_info = perf.stop()
+    res["recording"] = {"workload": "stress-ng --switch 2", "seconds": seconds, "ops_s": value}
+    res["latencyscope"] = {k: ls_info.get(k) for k in ("events", "lost", "bytes", "events_by_kind")}
+    res["perf"] = {k: perf_info.get(k) for k in ("events", "bytes", "lost_note")}
+    for d in (res["latencyscope"], res["perf"]):
+        if d.get("events") and d.get("bytes"):
+            d["bytes_per_event"] = d["bytes"] / d["events"]
+
+    # trace.dat: the same events through ftrace, alone, read out with trace-cmd extract
+    ft = Ftrace()
+    if not ft.available() and have("trace-cmd"):
+        ft.start(cfg.work, "same")
+        switch_workload(2).run(min(seconds, 2.0), cfg.work)
+        fi = ft.stop(extract=True)
+        if fi.get("bytes") and fi.get("events"):
+            fi["bytes_per_event"] = fi["bytes"] / fi["events"]
+        fi.pop("path", None)
+        res["trace_dat"] = fi
+
+    # analysis speed and memory
+    ana = {}
+    if perf_info.get("path") and Path(perf_info["path"]).exists():
+        ana["perf sched latency"] = timed(["perf", "sched", "latency", "-i", perf_info["path"]],
+                                          perf_info.get("events"), timeout=600)
+    analyzer = analyze_command()
+    if isinstance(analyzer, str):
+        ana["latencyscope-analyze"] = {"skipped": analyzer}
+    elif ls_info.get("path"):
+        ana["latencyscope-analyze"] = timed(analyzer + [ls_info["path"]], ls_info.get("events"), timeout=600)
+    res["analysis"] = ana
+    return res
+
+
+def analyze_command():
+    """argv prefix of the analyzer's report command, or why it is not usable yet."""
+    exe = BIN / "latencyscope-analyze"
+    if not exe.exists():
+        return f"{exe} not found"
+    try:
+        r = run_cmd([str(exe), "report", "--help"], timeout=60)
+    except subprocess.TimeoutExpired:
+        return "latencyscope-analyze report --help timed out"
+    if r.returncode != 0:
+        return ("`latencyscope-analyze report` is not available yet: "
+                + ((r.stderr or r.stdout).strip().splitlines() or ["?"])[-1][:200])
+    return [str(exe), "report", "--modules", "isolation"] if "--modules" in r.stdout else [str(exe), "report"]
+
+
+def timed(argv: List[str], events: Optional[int], timeout: float, rss_kill: Optional[int] = None) -> dict:
+    """Run under GNU time -v; wall, peak RSS, events/s.  Killed when over rss_kill bytes or timeout."""
+    tv = "/usr/bin/time"
+    if not Path(tv).exists():
+        return {"skipped": "/usr/bin/time not installed"}
+    with tempfile.NamedTemporaryFile("w+", suffix=".time") as tf:
+        t0 = time.monotonic()
+        p = subprocess.Popen([tv, "-v", "-o", tf.name, *argv], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, start_new_session=True)
+        killed = None
+        peak = 0
+        while p.poll() is None:
+            time.sleep(0.2)
+            if rss_kill:
+                rss = _tree_rss(p.pid)
+                peak = max(peak, rss)
+                if rss > rss_kill:
+                    killed = f"killed at {fmt_bytes(rss)} RSS (limit {fmt_bytes(rss_kill)})"
+            if time.monotonic() - t0 > timeout:
+                killed = f"killed after {timeout:.0f} s"
+            if killed:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+                break
+        wall = time.monotonic() - t0
+        err = p.stderr.read().decode(errors="replace")
+        tf.seek(0)
+        res = parse_time_v(tf.read())
+    res.setdefault("wall_s", wall)
+    if killed:
+        res.update(killed=killed, wall_s=wall, rss_bytes=max(peak, res.get("rss_bytes", 0)))
+    res["events"] = events
+    if events and res.get("wall_s") and not killed:
+        res["events_per_s"] = events / res["wall_s"]
+    if res.get("exit") not in (None, 0, 1, 2):
+        res["error"] = err.strip()[-300:]
+    return res
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of pid and all its descendants (GNU time's child is what matters)."""
+    try:
+        kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        kids = []
+    return _self_rss(pid) + sum(_tree_rss(k) for k in kids)
+
+
+def _self_rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def part_big(cfg: Config) -> dict:
+    sys.path.insert(0, str(HERE))
+    import gen_capture
+
+    path = cfg.work / "big.lscope"
+    t0 = time.monotonic()
+    gen_capture.generate(str(path), cfg.big_events)
+    gen_s = time.monotonic() - t0
+    res = {"events": cfg.big_events, "generate_s": gen_s, "bytes": path.stat().st_size}
+    analyzer = analyze_command()
+    if isinstance(analyzer, str):
+        res["skipped"] = analyzer
+    else:
+        res["analysis"] = timed(analyzer + [str(path)], cfg.big_events, timeout=900,
+                                rss_kill=cfg.big_rss_kill_bytes)
+    path.unlink()
+    return res
+
+
+# --------------------------------------------------------------------------- environment
+
+def machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    m = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M)
+    mem = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
+    return {"nproc": os.cpu_count(), "model_name": m.group(1).strip() if m else "?",
+            "kernel": platform.release(), "mem_bytes": int(mem.group(1)) * 1024 if mem else None,
+            "python": platform.python_version()}
+
+
+def tool_versions() -> Dict[str, str]:
+    def first(argv):
+        try:
+            r = run_cmd(argv, timeout=20)
+            return ((r.stdout or r.stderr).strip().splitlines() or ["?"])[0]
+        except Exception as exc:
+            return f"unavailable ({exc.__class__.__name__})"
+
+    out = {"stress-ng": first(["stress-ng", "--version"]), "fio": first(["fio", "--version"]),
+           "perf": first(["perf", "--version"]), "trace-cmd": first(["trace-cmd", "--version"]),
+           "bpftool": first(["bpftool", "version"]),
+           "bcc": first(["dpkg-query", "-W", "-f", "${Version}", "python3-bpfcc"])}
+    try:
+        import latencyscope
+        out["latencyscope"] = latencyscope.__version__
+    except ImportError:
+        out["latencyscope"] = "?"
+    rev = run_cmd(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], timeout=10).stdout.strip()
+    dirty = run_cmd(["git", "-C", str(REPO), "status", "--porcelain", "--", "record", "bpf", "schemas", "analyze"],
+                    timeout=10).stdout.strip()
+    out["latencyscope"] += f" (git {rev}{', recorder/analyzer files modified' if dirty else ''})"
+    try:
+        import polars
+        import pyarrow
+        out["polars / pyarrow"] = f"{polars.__version__} / {pyarrow.__version__}"
+    except ImportError:
+        pass
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+def budgets(res: dict) -> List[dict]:
+    """Each budget of issue 6 (and DESIGN.md) -> met / missed with the measured ratio."""
+    rows = []
+
+    def row(budget, measured, met):
+        rows.append({"budget": budget, "measured": measured,
+                     "status": "not measured" if met is None else ("met" if met else "MISSED")})
+
+    obs = res.get("observer", {}).get("workloads", {}).get("switch2", {}).get("tracers", {})
+    ls_r = obs.get("latencyscope", {}).get("ratio", {}).get("median")
+    pf_r = obs.get("perf", {}).get("ratio", {}).get("median")
+    if ls_r is not None and pf_r is not None and pf_r < 1:
+        ls_slow, pf_slow = 1 - ls_r, 1 - pf_r
+        rel = ls_slow / pf_slow
+        row("Observer effect on the context-switch workload ≤ 1/3 of `perf sched record`'s slowdown",
+            f"slowdown {fmt_pct(ls_slow)} vs perf {fmt_pct(pf_slow)} → {rel:.2f}× of perf's", rel <= 1 / 3)
+    else:
+        row("Observer effect ≤ 1/3 of perf's slowdown", "n/a", None)
+
+    sw = res.get("bpf_cost", {}).get("programs", {}).get("sched:sched_switch", {})
+    if "ratio" in sw:
+        row("In-kernel cost per recorded sched_switch ≤ 2× the empty program",
+            f"{sw['latencyscope']['ns_per_event']:.0f} ns vs {sw['empty']['ns_per_event']:.0f} ns → "
+            f"{sw['ratio']:.2f}×", sw["ratio"] <= 2)
+    else:
+        row("In-kernel cost ≤ 2× empty", "n/a", None)
+
+    loss = res.get("loss", {})
+    if loss.get("events"):
+        row("Zero lost events at the highest rate this machine produces, default ring size",
+            f"{loss.get('lost', 0):,} lost of {loss['events']:,} at {loss.get('events_per_s', 0) / 1e3:.0f} k events/s",
+            loss.get("lost", 0) == 0)
+        u = loss.get("user_us_per_event_total")
+        if u is not None:
+            row("Recorder user CPU ≤ 0.2 µs per event (DESIGN.md)",
+                f"{u:.3f} µs user per event (whole run incl. start-up)", u <= 0.2)
+    else:
+        row("Zero lost events at the highest rate", "n/a", None)
+
+    ca = res.get("capture", {})
+    ana = ca.get("analysis", {})
+    p, l = ana.get("perf sched latency", {}), ana.get("latencyscope-analyze", {})
+    if p.get("events_per_s") and l.get("events_per_s"):
+        speed = l["events_per_s"] / p["events_per_s"]
+        row("Analysis at least as fast as `perf sched latency` (events/s)",
+            f"{l['events_per_s'] / 1e6:.2f} M ev/s vs {p['events_per_s'] / 1e6:.2f} M ev/s → {speed:.2f}×",
+            speed >= 1)
+        mem = l["rss_bytes"] / p["rss_bytes"]
+        row("Analysis peak RSS ≤ 1/2 of `perf sched latency`'s",
+            f"{fmt_bytes(l['rss_bytes'])} vs {fmt_bytes(p['rss_bytes'])} → {mem:.2f}×", mem <= 0.5)
+    else:
+        why = l.get("skipped") or l.get("error") or "n/a"
+        row("Analysis speed and memory vs `perf sched latency`", why, None)
+
+    big = res.get("big", {})
+    ba = big.get("analysis", {})
+    if ba:
+        ok = not ba.get("killed") and ba.get("wall_s", 1e9) < 60 and ba.get("rss_bytes", 1e18) < 4 * 2**30
+        row(f"{big['events'] / 1e6:.0f} M events analyzed on 2 cores in < 60 s and < 4 GiB",
+            f"{ba.get('wall_s', 0):.1f} s, {fmt_bytes(ba.get('rss_bytes'))}"
+            + (f" ({ba['killed']})" if ba.get("killed") else ""), ok)
+    else:
+        row("100 M events analyzed in < 60 s and < 4 GiB", big.get("skipped", "not run (use --big)"), None)
+
+    lb, pb = ca.get("latencyscope", {}).get("bytes_per_event"), ca.get("perf", {}).get("bytes_per_event")
+    if lb and pb:
+        row("Capture bytes per event ≤ 1/5 of perf.data's",
+            f"{lb:.1f} B vs {pb:.1f} B → {lb / pb:.2f}×", lb / pb <= 0.2)
+    else:
+        row("Capture bytes/event ≤ 1/5 of perf.data's", "n/a", None)
+    return rows
+
+
+def render(res: dict) -> str:
+    L: List[str] = []
+    a = L.append
+    m = res["machine"]
+    a("# LatencyScope benchmarks")
+    a("")
+    a(f"Generated by `{res['command']}` on {res['date']} — the numbers below are raw output of that run; "
+      "regenerate them with the same command (root; see `benchmarks/run.py --help`).")
+    a("")
+    a(f"**Machine**: {m['nproc']} CPUs · {m['model_name']} · kernel {m['kernel']} · "
+      f"{fmt_bytes(m.get('mem_bytes'))} RAM · Python {m['python']}  ")
+    a("**Tools**: " + " · ".join(f"{k} {v}" for k, v in res["versions"].items()))
+    a("")
+    a("## Budgets")
+    a("")
+    a("| budget (issue 6) | measured | status |")
+    a("|---|---|---|")
+    for b in res["budgets"]:
+        a(f"| {b['budget']} | {b['measured']} | {b['status']} |")
+    a("")
+
+    obs = res.get("observer")
+    if obs:
+        a("## 1. Observer effect")
+        a("")
+        a(f"Each tracer is fully started (LatencyScope: `.partial/manifest.json` exists, i.e. programs "
+          f"attached; perf: enabled through its control fifo and acknowledged; runqlat: printed "
+          f"\"Tracing\") before the workload runs {obs['seconds']:g} s. Runs are interleaved, "
+          f"{obs['repeats']} repetitions, order rotated each repetition. Ratio = throughput / median "
+          f"untraced throughput (min / median / max over repetitions).")
+        a("")
+        for name, why in obs.get("skipped", {}).items():
+            a(f"- **{name}** not run: {why}")
+        if obs.get("skipped"):
+            a("")
+        for wl in obs["workloads"].values():
+            a(f"### {wl['label']}")
+            a("")
+            a(f"Untraced median: {wl['untraced_median'] or 0:,.0f} {wl['unit']}")
+            a("")
+            a(f"| tracer | ratio min | ratio median | ratio max | raw {wl['unit']} per run | tracer CPU s per run "
+              f"| others' tracing BPF progs present |")
+            a("|---|---|---|---|---|---|---|")
+            for name, t in wl["tracers"].items():
+                r = t["ratio"]
+                raw = ", ".join("fail" if v is None else f"{v:,.0f}" for v in t["values"])
+                cpu = ", ".join(f"{x['cpu_total_s']:.2f}" for x in t["runs"] if x.get("cpu_total_s") is not None)
+                a(f"| {obs['tracers'].get(name, name)} | {fmt_pct(r.get('min'))} | **{fmt_pct(r.get('median'))}** "
+                  f"| {fmt_pct(r.get('max'))} | {raw} | {cpu or '–'} "
+                  f"| {', '.join(str(x.get('foreign_progs', '?')) for x in t['runs'])} |")
+            lsr = wl["tracers"].get("latencyscope", {}).get("runs", [])
+            ev = [x for x in lsr if x.get("events")]
+            if ev:
+                a("")
+                a("LatencyScope events per run (lost): " + ", ".join(f"{x['events']:,} ({x.get('lost', 0):,})"
+                                                                   for x in ev))
+            a("")
+
+    cost = res.get("bpf_cost")
+    if cost:
+        a("## 2. In-kernel cost per event (`bpf_stats`)")
+        a("")
+        if cost.get("skipped"):
+            a(f"Not run: {cost['skipped']}")
+        else:
+            a(f"`kernel.bpf_stats_enabled=1`; LatencyScope's programs and an empty program "
+              f"(`benchmarks/empty_bpf.py`) attached to the same tracepoints at the same time, under "
+              f"`stress-ng --switch 2` for {cost['seconds']:g} s. {cost['note']}")
+            a("")
+            a("| tracepoint | LatencyScope ns/event | empty ns/event | ratio | LatencyScope run_cnt | empty run_cnt |")
+            a("|---|---|---|---|---|---|")
+            for tp, r in sorted(cost["programs"].items()):
+                lsp, ep = r.get("latencyscope", {}), r.get("empty", {})
+                a(f"| {tp} | {lsp.get('ns_per_event', 0):.1f} | {ep.get('ns_per_event', 0):.1f} | "
+                  f"{r.get('ratio', 0):.2f}× | {lsp.get('run_cnt', 0):,} | {ep.get('run_cnt', 0):,} |")
+        a("")
+
+    loss = res.get("loss")
+    if loss:
+        a("## 3. Loss and recorder CPU at the highest event rate")
+        a("")
+        if loss.get("events"):
+            rings = ", ".join(f"{k} {fmt_bytes(v)}" for k, v in (loss.get("ring_bytes") or {}).items())
+            a(f"Workload: {loss['workload']} for {loss['seconds']:g} s "
+              f"({loss.get('workload_ops_s') or 0:,.0f} bogo ops/s while recorded).")
+            a("")
+            a("| figure | value |")
+            a("|---|---|")
+            a(f"| events recorded | {loss['events']:,} in {loss['duration_s']:.2f} s |")
+            a(f"| events/s recorded | {loss.get('events_per_s', 0):,.0f} |")
+            a(f"| events lost | {loss.get('lost', 0):,} ({loss.get('lost_by_kind')}) |")
+            a(f"| ring sizes (default) | {rings} |")
+            a(f"| recorder CPU, whole run (user+sys) | {loss['cpu_total_s']:.2f} s = "
+              f"{loss.get('cpu_s_per_M_events_total', 0):.2f} s per M events |")
+            a(f"| recorder user CPU, whole run | {loss.get('user_us_per_event_total', 0):.3f} µs/event |")
+            if loss.get("cpu_us_per_event_window") is not None:
+                a(f"| recorder CPU while recording (ready → SIGINT, excl. BPF compile and final pack) | "
+                  f"{loss['cpu_window_s']:.2f} s = {loss['cpu_us_per_event_window']:.3f} µs/event |")
+        else:
+            a(f"Failed: {loss.get('error', '?')}")
+        a("")
+
+    ca = res.get("capture")
+    if ca:
+        a("## 4. Capture size (same workload, same time)")
+        a("")
+        if ca.get("skipped"):
+            a(f"Not run: {ca['skipped']}")
+        else:
+            rec = ca["recording"]
+            a(f"`perf sched record` and `latencyscope-record --modules isolation` recorded "
+              f"`{rec['workload']}` together for {rec['seconds']:g} s; trace.dat comes from a separate "
+              f"ftrace run of the same workload (trace-cmd record cannot run here; see part 1) read "
+              f"out with `trace-cmd extract`. perf's event count is its sample count (perf sched "
+              f"record also enables sched_stat_* and sched_process_* tracepoints).")
+            a("")
+            a("| format | events | bytes | bytes/event |")
+            a("|---|---|---|---|")
+            for label, d in (("LatencyScope .lscope (Arrow IPC, zstd)", ca.get("latencyscope", {})),
+                             ("perf.data", ca.get("perf", {})),
+                             ("trace.dat (trace-cmd extract)", ca.get("trace_dat", {}))):
+                if d:
+                    a(f"| {label} | {d.get('events') or 0:,} | {d.get('bytes') or 0:,} | "
+                      f"{d.get('bytes_per_event', 0):.1f} |")
+            a("")
+            a("## 5. Analysis speed and memory")
+            a("")
+            a("Wall time and peak RSS from `/usr/bin/time -v`, each tool on its own capture from part 4.")
+            a("")
+            a("| command | events | wall s | events/s | peak RSS | note |")
+            a("|---|---|---|---|---|---|")
+            for name, d in ca.get("analysis", {}).items():
+                if d.get("skipped"):
+                    a(f"| {name} | | | | | skipped: {d['skipped']} |")
+                    continue
+                a(f"| {name} | {d.get('events') or 0:,} | {d.get('wall_s', 0):.2f} | "
+                  f"{d.get('events_per_s', 0) / 1e6:.2f} M | {fmt_bytes(d.get('rss_bytes'))} | "
+                  f"exit {d.get('exit')}{'; ' + d['error'] if d.get('error') else ''} |")
+        a("")
+
+    big = res.get("big")
+    a("### 100 M-event synthetic capture")
+    a("")
+    if not big:
+        a("Not run in this run (`--big`; `python benchmarks/gen_capture.py -n 1e8 -o big.lscope` makes the capture).")
+    else:
+        a(f"`benchmarks/gen_capture.py` wrote {big['events']:,} events ({fmt_bytes(big['bytes'])}, "
+          f"{big['bytes'] / big['events']:.1f} B/event) in {big['generate_s']:.1f} s.")
+        ba = big.get("analysis")
+        if ba:
+            a("")
+            a(f"`latencyscope-analyze report`: {ba.get('wall_s', 0):.1f} s wall, peak RSS "
+              f"{fmt_bytes(ba.get('rss_bytes'))}, exit {ba.get('exit')}"
+              + (f", **{ba['killed']}**" if ba.get("killed") else "")
+              + (f", {ba['events_per_s'] / 1e6:.2f} M events/s" if ba.get("events_per_s") else "") + ".")
+        elif big.get("skipped"):
+            a(f"Analysis skipped: {big['skipped']}")
+    a("")
+    for n in res.get("notes", []):
+        a(f"- {n}")
+    return "\n".join(L).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------- main
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="LatencyScope benchmark suite (writes docs/benchmarks.md)")
+    ap.add_argument("--quick", action="store_true", help="short runs, one repetition (~2 min)")
+    ap.add_argument("--big", action="store_true", help="also generate and analyze a 100 M-event capture")
+    ap.add_argument("--big-events", type=float, default=1e8)
+    ap.add_argument("--out", default=str(REPO / "docs" / "benchmarks.md"), help="markdown report")
+    ap.add_argument("--json", help="also write the raw results as JSON here")
+    ap.add_argument("--seconds", type=float, help="workload seconds per observer run")
+    ap.add_argument("--repeats", type=int, help="observer-effect repetitions")
+    ap.add_argument("--only", help="comma list of parts: observer,cost,loss,capture,big")
+    ap.add_argument("--workdir", help="scratch directory (default: a temporary one, removed)")
+    a = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("benchmarks/run.py needs root (BPF, perf, tracefs)", file=sys.stderr)
+        return 3
+    work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="lsbench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = Config(work=work, seconds=a.seconds or (2.0 if a.quick else 4.0),
+                 repeats=a.repeats or (1 if a.quick else 3), quick=a.quick, big=a.big,
+                 big_events=int(a.big_events), big_rss_kill_bytes=int(0.6 * (machine()["mem_bytes"] or 8 << 30)),
+                 log=lambda s: print(s, file=sys.stderr, flush=True))
+    parts = set((a.only or "observer,cost,loss,capture" + (",big" if a.big else "")).split(","))
+    cmd = "python benchmarks/run.py" + "".join(f" {x}" for x in (argv if argv is not None else sys.argv[1:]))
+    res = {"date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "command": cmd,
+           "machine": machine(), "versions": tool_versions(), "notes": []}
+    t0 = time.monotonic()
+    headers = None
+    try:
+        # BCC-based children (empty_bpf.py, runqlat) compile against the same headers the
+        # recorder would pick (the running kernel's are usually missing on this machine kind).
+        from latencyscope.record.environment import resolve_headers
+        headers = resolve_headers()
+        os.environ.update(headers.env())
+        if not headers.exact:
+            res["notes"].append(f"Kernel headers for {platform.release()} are absent: BCC programs "
+                                f"(LatencyScope, runqlat, the empty program) compiled against {headers.source}.")
+    except Exception as exc:
+        res["notes"].append(f"kernel headers not resolved ({exc}); BCC tools may fail")
+    try:
+        if "observer" in parts:
+            cfg.log("== 1. observer effect")
+            wls = [switch_workload(2)] + ([fio_workload()] if have("fio") else [])
+            if not have("fio"):
+                res["notes"].append("fio not installed: the IRQ/I/O workload was skipped")
+            tc = TraceCmd()
+            tracers = [Untraced(), LatencyScopeRecord(), PerfSched(), tc, Runqlat(), EmptyBpf()]
+            if tc.available():
+                tracers.insert(4, Ftrace())  # trace-cmd's kernel path, measured directly
+            res["observer"] = part_observer(cfg, wls, tracers)
+        if "cost" in parts:
+            cfg.log("== 2. in-kernel cost")
+            res["bpf_cost"] = part_bpf_cost(cfg)
+        if "loss" in parts:
+            cfg.log("== 3. loss at the highest rate")
+            res["loss"] = part_loss(cfg)
+        if "capture" in parts:
+            cfg.log("== 4/5. capture size and analysis")
+            res["capture"] = part_capture_and_analysis(cfg)
+        if "big" in parts:
+            cfg.log(f"== 5b. {cfg.big_events:,} synthetic events")
+            res["big"] = part_big(cfg)
+    finally:
+        if headers is not None:
+            headers.cleanup()
+        if not a.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    res["elapsed_s"] = time.monotonic() - t0
+    res["notes"].append(f"Whole run took {res['elapsed_s']:.0f} s.")
+    res["budgets"] = budgets(res)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(render(res))
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1, default=str))
+    cfg.log(f"wrote {a.out}")
+    for b in res["budgets"]:
+        cfg.log(f"  {b['status']:12s} {b['budget']}: {b['measured']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

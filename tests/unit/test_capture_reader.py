@@ -1,0 +1,96 @@
+"""A capture is read back exactly, and bad files are refused with one clear line."""
+import json
+import os
+import tarfile
+
+import pytest
+
+from latencyscope.analyze.capture import open_capture
+from latencyscope.errors import LatencyScopeError
+from synth import MS, switch, write
+
+
+def rows():
+    return {"sched_switch": [switch(i * MS, i % 2, 10 + i, 11 + i) for i in range(50)]}
+
+
+def test_roundtrip_through_the_real_writer(tmp_path):
+    p = write(str(tmp_path / "a.lscope"), rows())
+    cap = open_capture(p)
+    df = cap.table("sched_switch")
+    assert df.height == 50 and df["next_pid"].to_list() == [11 + i for i in range(50)]
+    assert df["next_comm"][0] == "t11"
+    assert cap.warnings == [] and not cap.incomplete
+    assert oct(os.stat(p).st_mode & 0o777) == "0o600"
+
+
+def test_readable_by_stock_polars_and_pyarrow(tmp_path):
+    import polars as pl
+    import pyarrow as pa
+
+    p = write(str(tmp_path / "a.lscope"), rows())
+    with tarfile.open(p) as t:
+        t.extractall(tmp_path / "x")
+    assert pl.read_ipc_stream(tmp_path / "x" / "sched_switch.arrows").height == 50
+    t = pa.ipc.open_stream(pa.OSFile(str(tmp_path / "x" / "sched_switch.arrows"))).read_all()
+    assert t.schema.field("ts_ns").metadata[b"unit"] == b"ns"
+
+
+def test_partial_directory_is_readable_and_marked_incomplete(tmp_path):
+    d = write(str(tmp_path / "a.lscope"), rows(), finish=False)
+    assert d.endswith(".partial")
+    with pytest.raises(LatencyScopeError, match="analyze that"):
+        open_capture(str(tmp_path / "a.lscope"))
+    cap = open_capture(d)
+    assert cap.incomplete and cap.table("sched_switch").height == 50
+    assert any("incomplete" in w for w in cap.warnings)
+
+
+def test_truncated_table_keeps_complete_batches(tmp_path):
+    d = write(str(tmp_path / "a.lscope"), rows(), finish=False)
+    f = os.path.join(d, "sched_switch.arrows")
+    size = os.path.getsize(f)
+    with open(f, "r+b") as fh:
+        fh.truncate(size - 40)
+    cap = open_capture(d)
+    assert cap.incomplete
+    assert cap.table("sched_switch").height in (0, 50)
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "empty file"),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 600, "not a capture archive"),
+    (b"PERFILE2" + b"\0" * 2000, "not a capture archive"),
+])
+def test_foreign_files_are_refused(tmp_path, content, match):
+    p = tmp_path / "f.lscope"
+    p.write_bytes(content)
+    with pytest.raises(LatencyScopeError, match=match):
+        open_capture(str(p))
+
+
+def test_future_format_version_is_refused(tmp_path):
+    d = write(str(tmp_path / "a.lscope"), rows(), finish=False)
+    m = json.load(open(os.path.join(d, "manifest.json")))
+    m["format_version"] = 99
+    json.dump(m, open(os.path.join(d, "manifest.json"), "w"))
+    with pytest.raises(LatencyScopeError, match="newer than this analyzer"):
+        open_capture(d)
+
+
+def test_truncated_archive_is_refused_or_partial(tmp_path):
+    p = write(str(tmp_path / "a.lscope"), rows())
+    data = open(p, "rb").read()
+    q = tmp_path / "cut.lscope"
+    q.write_bytes(data[:700])
+    with pytest.raises(LatencyScopeError):
+        open_capture(str(q))
+
+
+def test_lying_manifest_counts_are_reported(tmp_path):
+    d = write(str(tmp_path / "a.lscope"), rows(), finish=False)
+    m = json.load(open(os.path.join(d, "manifest.json")))
+    m["events"] = {"sched_switch": 999}
+    json.dump(m, open(os.path.join(d, "manifest.json"), "w"))
+    cap = open_capture(d)
+    assert any("999" in w for w in cap.warnings)

@@ -1,0 +1,55 @@
+"""The C structs the BPF programs fill and the numpy dtypes the drain uses agree."""
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from latencyscope.schemas import EVENT_KINDS
+from latencyscope.schemas.codegen import HEADER_PATH, c_header, main as codegen_main, record_dtype, ring_dtype
+
+
+def test_generated_files_are_fresh():
+    assert codegen_main(["--check"]) == 0, "run `python -m latencyscope.schemas.codegen`"
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_c_struct_layout_matches_numpy_dtype(tmp_path):
+    prog = ["#include <stdio.h>", "#include <stddef.h>",
+            "typedef unsigned char __u8; typedef unsigned short __u16; typedef short __s16;",
+            "typedef unsigned int __u32; typedef int __s32;",
+            "typedef unsigned long long __u64; typedef long long __s64;",
+            HEADER_PATH.read_text(), "int main(void) {"]
+    for k in EVENT_KINDS:
+        prog.append(f'printf("{k.name} size %zu\\n", sizeof(struct {k.c_struct}));')
+        for f in k.fields:
+            prog.append(f'printf("{k.name} {f.name} %zu %zu\\n", offsetof(struct {k.c_struct}, {f.name}), '
+                        f'sizeof(((struct {k.c_struct} *)0)->{f.name}));')
+    prog.append("return 0; }")
+    src = tmp_path / "layout.c"
+    src.write_text("\n".join(prog))
+    subprocess.run(["cc", "-Wall", "-o", str(tmp_path / "layout"), str(src)], check=True)
+    out = subprocess.run([str(tmp_path / "layout")], check=True, capture_output=True, text=True).stdout
+    c = {}
+    for line in out.splitlines():
+        parts = line.split()
+        c[(parts[0], parts[1])] = tuple(int(x) for x in parts[2:])
+    for k in EVENT_KINDS:
+        dt = record_dtype(k)
+        assert c[(k.name, "size")] == (dt.itemsize,)
+        for f in k.fields:
+            off = dt.fields[f.name][1]
+            assert c[(k.name, f.name)] == (off, dt.fields[f.name][0].itemsize), f"{k.name}.{f.name}"
+
+
+def test_ring_slot_is_header_plus_record_padded_to_8():
+    for k in EVENT_KINDS:
+        rd = ring_dtype(k)
+        assert rd.itemsize % 8 == 0 and rd.itemsize >= 8 + k.record_size
+        assert rd.fields["ts_ns"][1] == 8
+
+
+def test_header_has_compile_time_asserts():
+    text = c_header()
+    for k in EVENT_KINDS:
+        assert f"_Static_assert(sizeof(struct {k.c_struct}) == {k.record_size}" in text
