@@ -81,6 +81,35 @@ def ring_pages(kind, scale: float) -> int:
     return 1 << (pages - 1).bit_length()  # power of two
 
 
+def module_hooks(module: str):
+    """Optional recorder hooks of a module: ``record/hooks_<module>.py``.
+
+    A hooks module may define any of:
+      cflags(cfg) -> list[str]                 extra -D flags for the BPF compile
+      after_load(b, cfg, tracefs) -> None      attach perf events, fill module maps
+      manifest(cfg, tracefs) -> dict           merged into the manifest under the module's name
+      before_detach(b, cfg) -> dict            read module maps at the end (merged likewise)
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(f"latencyscope.record.hooks_{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"latencyscope.record.hooks_{module}":
+            raise
+        return None
+
+
+def _call_hooks(modules, name, *args) -> Dict[str, object]:
+    out = {}
+    for m in modules:
+        h = module_hooks(m)
+        fn = getattr(h, name, None) if h else None
+        if fn is not None:
+            out[m] = fn(*args)
+    return out
+
+
 def build_program(modules: Sequence[str]) -> str:
     parts = [bpf_source("events.h"), bpf_source("common.h")]
     parts += [bpf_source(f"{m}.c") for m in modules]
@@ -148,6 +177,8 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             cflags.append("-DLS_FILTER_PIDS")
         pages = {k.name: ring_pages(k, cfg.ring_scale) for k in kinds}
         cflags += [f"-DLS_PAGES_{k.name.upper()}={pages[k.name]}" for k in kinds]
+        for extra in _call_hooks(modules, "cflags", cfg).values():
+            cflags += list(extra or [])
         os.environ.update(headers.env())
         try:
             b = bcc.BPF(text=build_program(modules), cflags=cflags)
@@ -165,6 +196,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
                 for tid in os.listdir(f"/proc/{p}/task") if os.path.isdir(f"/proc/{p}/task") else []:
                     td[ctypes.c_uint32(int(tid))] = ctypes.c_uint8(1)
 
+        _call_hooks(modules, "after_load", b, cfg, pf.tracefs)
         for k in kinds:
             rb = b.get_table(f"rb_{k.name}")
             readers[k.name] = RingReader(rb.map_fd, pages[k.name] * 4096, ring_dtype(k), k.record_size)
@@ -197,6 +229,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             "clock": {"start": start_clock},
             "window": {"start_ns": start_clock["monotonic_ns"]},
             "notes": notes,
+            "module_facts": _call_hooks(modules, "manifest", cfg, pf.tracefs),
         }
         writer.write_manifest(manifest)
         writer.started = True
@@ -226,6 +259,9 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
 
         end_clock = host.clock_offsets()
         lost = _lost_by_kind(b, kinds)
+        end_facts = _call_hooks(modules, "before_detach", b, cfg)
+        for m, facts in end_facts.items():
+            manifest["module_facts"].setdefault(m, {}).update(facts or {})
         # Detach before the final flush so nothing arrives after the window closes.
         b.cleanup()
         b = None
