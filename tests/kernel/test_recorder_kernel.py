@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -91,3 +92,38 @@ def test_sigterm_finishes_a_complete_capture(tmp_path):
     cap = open_capture(str(cap_path))
     assert cap.manifest["complete"] and cap.manifest["stopped_by"] == "SIGTERM"
     assert not os.path.exists(str(cap_path) + ".partial")
+
+
+def _run_on_pty(args, timeout=60):
+    import pty
+
+    from helpers import BIN
+    master, slave = pty.openpty()
+    p = subprocess.Popen([str(BIN / "latencyscope-record"), *args], stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    t0 = time.monotonic()
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+        if time.monotonic() - t0 > timeout:
+            break
+    p.wait(timeout)
+    os.close(master)
+    return p.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def test_live_status_line_on_a_terminal_only(tmp_path):
+    rc, out = _run_on_pty(["-m", "isolation", "-d", "2", "-o", str(tmp_path / "a.lscope")])
+    assert rc == 0, out
+    assert "recording" in out and "ev/s" in out and "lost" in out and "MiB" in out
+    rc, out = _run_on_pty(["-m", "isolation", "-d", "2", "-q", "-o", str(tmp_path / "b.lscope")])
+    assert rc == 0 and "recording" not in out
+    p = subprocess.run([str(Path(sys.executable).parent / "latencyscope-record"), "-m", "isolation", "-d", "1",
+                        "-o", str(tmp_path / "c.lscope")], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "recording" not in p.stderr  # not a TTY: silent
