@@ -309,6 +309,8 @@ def _prepass(cap, sw: Optional[pl.DataFrame], n_sw: int):
             names.append(d.select(_task_name("next_pid", "next_comm").alias("name")).unique())
             # the task running before a CPU's first switch gets a slice too
             names.append(d.unique("cpu", keep="first").select(_task_name("prev_pid", "prev_comm").alias("name")))
+            threads.append(d.select(tid=pl.col("next_pid").cast(pl.Int64), tgid=pl.lit(None, pl.Int64),
+                                    comm="next_comm").unique(["tid"], keep="last"))
             threads.append(d.select(tid=pl.col("prev_pid").cast(pl.Int64), tgid=pl.col("prev_tgid").cast(pl.Int64),
                                     comm="prev_comm").unique(["tid"], keep="last"))
             cpus.update(d.get_column("cpu").unique().to_list())
