@@ -349,7 +349,7 @@ def _irq_names(cap) -> Dict[int, str]:
     """IRQ number -> name, from the table's `name` column or the manifest's IRQ table."""
     t = cap.table("irq_handler_entry")
     out: Dict[int, str] = {}
-    rows = cap.manifest.get("irqs") or cap.manifest.get("irq_table") or []
+    rows = (cap.manifest.get("host") or {}).get("irqs") or cap.manifest.get("irqs") or []
     if isinstance(rows, dict):
         rows = [dict(v, irq=k) if isinstance(v, dict) else {"irq": k, "name": v} for k, v in rows.items()]
     for r in rows if isinstance(rows, list) else []:

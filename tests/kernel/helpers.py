@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import List, Optional
 
 BIN = Path(sys.executable).parent
-PF_KTHREAD = 0x00200000
 
 
 def ctxt_switches(pid: int, tid: Optional[int] = None) -> dict:
@@ -37,20 +36,27 @@ HOG = "while True: pass"
 
 @contextlib.contextmanager
 def shield(cpu: int):
-    """Move every movable user thread off CPU (like `cset shield`), restore after.
+    """Move every movable thread off CPU (like `cset shield` / `tuna -i`), restore after.
 
     This machine is not booted with isolcpus; tests make CPU 1 'isolated' so
-    that what runs there is what the test put there (plus per-CPU kernel
-    threads, which the analyzer classifies as such).
+    that what runs there is what the test put there, plus the per-CPU kernel
+    threads nobody can move (the kernel refuses: PF_NO_SETAFFINITY), which
+    the analyzer classifies as kernel threads.  Unbound kernel threads
+    (kdamond, unbound kworkers) are moved like user threads.
     """
     moved = []
+    wq = Path("/sys/devices/virtual/workqueue/cpumask")
+    wq_old = None
+    try:  # unbound workqueues (kworker/uN:M) follow this mask
+        wq_old = wq.read_text().strip()
+        allowed = int(wq_old, 16) & ~(1 << cpu)
+        if allowed:
+            wq.write_text(f"{allowed:x}\n")
+    except (OSError, ValueError):
+        wq_old = None
     for tdir in Path("/proc").glob("[0-9]*/task/[0-9]*"):
         try:
             tid = int(tdir.name)
-            stat = (tdir / "stat").read_text()
-            flags = int(stat[stat.rindex(")") + 2:].split()[6])
-            if flags & PF_KTHREAD:
-                continue
             aff = os.sched_getaffinity(tid)
             if cpu in aff and len(aff) > 1:
                 os.sched_setaffinity(tid, aff - {cpu})
@@ -60,6 +66,11 @@ def shield(cpu: int):
     try:
         yield
     finally:
+        if wq_old is not None:
+            try:
+                wq.write_text(wq_old + "\n")
+            except OSError:
+                pass
         for tid, aff in moved:
             try:
                 os.sched_setaffinity(tid, aff)
