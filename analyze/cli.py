@@ -127,8 +127,11 @@ def perfetto_cmd(capture, output):
     from latencyscope.analyze.perfetto import write_trace
 
     check_writable(output)
-    stats = write_trace(open_capture(capture), output)
-    click.echo(f"wrote {output}" + (f": {stats}" if stats else ""), err=True)
+    st = write_trace(open_capture(capture), output)
+    click.echo(f"wrote {output}: {st.get('cpu_tracks', 0)} CPU tracks, {st.get('cpu_slices', 0):,} task slices, "
+               f"{st.get('runqueue_waits', 0):,} runqueue waits, {st.get('wakeup_flows', 0):,} wakeup flows, "
+               f"{st.get('hardirq_slices', 0) + st.get('softirq_slices', 0):,} IRQ slices, "
+               f"{st.get('bytes', 0) / 2**20:.1f} MiB — open it at ui.perfetto.dev", err=True)
 
 
 def _exit(code: int):
