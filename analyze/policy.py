@@ -26,6 +26,8 @@ DIFF_POLICY: Dict[str, Tuple[Any, str]] = {
     "tolerance_pct": (10.0, "a figure must worsen by more than this percentage to count as a regression"),
     "min_abs_ns": (1000, "and by more than this many ns for durations (ignores sub-µs jitter)"),
     "min_tail_samples": (10, "a percentile is judged only when at least this many samples lie beyond it"),
+    "confidence": (0.99, "confidence level of the noise tests (percentile intervals, Poisson counts): "
+                         "0.9, 0.95, 0.99 or 0.999"),
 }
 
 

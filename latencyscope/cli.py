@@ -26,8 +26,9 @@ from latencyscope.schemas import MODULES
 @click.option("--json", "as_json", is_flag=True, help="JSON report (same as --format json).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "perfetto"]), help="Output format.")
 @click.option("-o", "--output", help="Write the report (or trace) to FILE.")
-@click.option("--notional", type=float, help="Notional per trade, for the cost of delays.")
-@click.option("--bps-per-us", type=float, help="Basis points lost per µs of delay.")
+@click.option("--notional", type=click.FloatRange(min=0),
+              help="Notional per trade: the report states the estimated cost of delays (with --bps-per-us).")
+@click.option("--bps-per-us", type=click.FloatRange(min=0), help="Basis points of the notional lost per µs of delay.")
 @click.option("--policy", "policy_file", help="TOML file of verdict thresholds.")
 @click.option("--keep", "keep", help="Keep the capture at this path for later re-analysis.")
 @click.option("-q", "--quiet", is_flag=True, help="No live status line while recording.")
@@ -70,7 +71,12 @@ def oneshot(duration, pids, cpus, modules, interface, as_json, fmt, output, noti
 
             write_trace(open_capture(str(res.path)), output)
             rep = analyze_capture(str(res.path), cpus=cpu_list, pids=pids, modules=mods, policy_file=policy_file)
-            return _exit(rep["verdict"]["exit_code"])
+            v = rep["verdict"]
+            click.echo(f"wrote {output} (open it at https://ui.perfetto.dev); verdict {v['status']}, "
+                       f"{len(v['violations'])} violation(s), {len(v['warnings'])} warning(s)", err=True)
+            if keep and not quiet:
+                click.echo(f"capture kept at {res.path}", err=True)
+            return _exit(v["exit_code"])
         rep = analyze_capture(str(res.path), cpus=cpu_list, pids=pids, modules=mods, policy_file=policy_file,
                               notional=notional, bps_per_us=bps_per_us)
         if keep and not quiet:
