@@ -158,6 +158,10 @@ def proc_cpu_s(pid: int) -> Optional[float]:
         return None
 
 
+LIVE: List["Child"] = []       # children to stop if the suite is interrupted
+LIVE_FTRACE: List["Ftrace"] = []
+
+
 @dataclass
 class Child:
     """A background process with its output in files and its rusage at exit."""
@@ -175,6 +179,7 @@ class Child:
         env = dict(os.environ, **(self.env or {}))
         self.proc = subprocess.Popen(self.argv, stdout=open(self.out, "wb"), stderr=open(self.err, "wb"),
                                      stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        LIVE.append(self)
         return self
 
     def _reap(self) -> bool:
@@ -188,6 +193,8 @@ class Child:
         self.rusage = ru
         self.rc = os.waitstatus_to_exitcode(status)
         self.proc.returncode = self.rc
+        if self in LIVE:
+            LIVE.remove(self)
         return True
 
     def alive(self) -> bool:
@@ -518,8 +525,11 @@ class Ftrace(Tracer):
         for tp in ISOLATION_TPS:
             self._w(f"events/{tp.replace(':', '/')}/enable", 1)
         self._w("tracing_on", 1)
+        LIVE_FTRACE.append(self)
 
     def stop(self, extract: bool = False):
+        if self in LIVE_FTRACE:
+            LIVE_FTRACE.remove(self)
         self._w("tracing_on", 0)
         entries = overrun = 0
         for st in sorted(TRACEFS.glob("per_cpu/cpu*/stats")):
@@ -596,7 +606,7 @@ class Config:
 
 
 def part_observer(cfg: Config, workloads: List[Workload], tracers: List[Tracer]) -> dict:
-    out = {"seconds": cfg.seconds, "repeats": cfg.repeats, "workloads": {}}
+    out = {"seconds": cfg.seconds, "repeats": cfg.repeats, "quiet_wait": cfg.quiet_wait, "workloads": {}}
     usable = []
     skipped = {}
     for t in tracers:
@@ -851,11 +861,12 @@ def timed(argv: List[str], events: Optional[int], timeout: float, rss_kill: Opti
     tv = "/usr/bin/time"
     if not Path(tv).exists():
         return {"skipped": "/usr/bin/time not installed"}
-    wait_quiet(20.0)
-    with tempfile.NamedTemporaryFile("w+", suffix=".time") as tf:
+    wait_quiet(10.0)
+    with tempfile.NamedTemporaryFile("w+", suffix=".time") as tf, \
+            tempfile.TemporaryFile("w+b") as out:
         t0 = time.monotonic()
-        p = subprocess.Popen([tv, "-v", "-o", tf.name, *argv], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, start_new_session=True)
+        p = subprocess.Popen([tv, "-v", "-o", tf.name, *argv], stdout=out, stderr=subprocess.STDOUT,
+                             start_new_session=True)
         killed = None
         peak = 0
         while p.poll() is None:
@@ -872,7 +883,8 @@ def timed(argv: List[str], events: Optional[int], timeout: float, rss_kill: Opti
                 p.wait()
                 break
         wall = time.monotonic() - t0
-        err = p.stderr.read().decode(errors="replace")
+        out.seek(0)
+        err = out.read().decode(errors="replace")
         tf.seek(0)
         res = parse_time_v(tf.read())
     res.setdefault("wall_s", wall)
@@ -883,6 +895,10 @@ def timed(argv: List[str], events: Optional[int], timeout: float, rss_kill: Opti
         res["events_per_s"] = events / res["wall_s"]
     if res.get("exit") not in (None, 0, 1, 2):
         res["error"] = err.strip()[-300:]
+    # the tool's own caveats (perf: "INFO: 50.8% lost events ...")
+    info = [ln.strip() for ln in err.splitlines() if ln.strip().startswith("INFO:")]
+    if info:
+        res["info"] = info[:3]
     return res
 
 
@@ -1045,6 +1061,37 @@ def budgets(res: dict) -> List[dict]:
     return rows
 
 
+def diagnose(res: dict) -> List[str]:
+    """Plain-sentence conclusions that follow from the raw numbers (no judgement calls)."""
+    out = []
+    loss = res.get("loss", {})
+    extra = loss.get("ring_scale_runs", [])
+    rt = next((r for r in extra if r.get("prefix", "").startswith("chrt")), None)
+    if loss.get("lost_all_runs") and rt and rt.get("events") and not rt.get("lost"):
+        worst = max(loss["runs"], key=lambda r: r.get("runqueue_wait_window_s") or 0)
+        out.append(
+            f"Loss comes from the drain being starved, not slow: in the worst default run the recorder was "
+            f"on CPU {worst.get('oncpu_window_s', 0):.2f} s and waited on a runqueue "
+            f"{worst.get('runqueue_wait_window_s', 0):.2f} s of {worst.get('window_s', 0):.1f} s; the same "
+            f"recorder under `chrt -f 1` recorded {rt['events']:,} events with 0 lost at "
+            f"{rt.get('offered_events_per_s', 0) / 1e3:.0f} k events/s using {rt.get('cpu_window_s', 0):.2f} s "
+            f"CPU ({rt.get('cpu_us_per_event_window', 0):.3f} µs/event).")
+        big = [r for r in extra if r.get("ring_scale", 1) > 1 and r.get("events") and not r.get("lost")]
+        if big:
+            out.append(f"With default scheduling only rings ×{big[0]['ring_scale']:g} were lossless, because "
+                       f"they held the whole {big[0]['seconds']:g} s run until the workload stopped: ring size "
+                       f"only postpones starvation.")
+    ana = res.get("capture", {}).get("analysis", {})
+    perf = ana.get("perf sched latency", {})
+    if perf.get("info"):
+        out.append("`perf sched latency` itself warns: " + " ".join(perf["info"]) + " (perf's recording lost "
+                   "events, so it analyzed less than it was given).")
+    pr = res.get("capture", {}).get("perf", {})
+    if pr.get("lost_note"):
+        out.append(f"`perf sched record` reported \"{pr['lost_note']}\" for the same workload.")
+    return out
+
+
 def render(res: dict) -> str:
     L: List[str] = []
     a = L.append
@@ -1066,6 +1113,14 @@ def render(res: dict) -> str:
         a(f"| {b['budget']} | {b['measured']} | {b['status']} |")
     a("")
 
+    findings = diagnose(res)
+    if findings:
+        a("## What the numbers say (derived automatically from this run)")
+        a("")
+        for f in findings:
+            a(f"- {f}")
+        a("")
+
     obs = res.get("observer")
     if obs:
         a("## 1. Observer effect")
@@ -1074,7 +1129,7 @@ def render(res: dict) -> str:
           f"attached; perf: enabled through its control fifo and acknowledged; runqlat: printed "
           f"\"Tracing\") before the workload runs {obs['seconds']:g} s. Runs are interleaved, "
           f"{obs['repeats']} repetitions, order rotated each repetition; before each run the suite waits "
-          f"(up to 20 s) for the machine to be under 10% busy, and the table shows CPU used by anything "
+          f"(up to {obs.get('quiet_wait', 6):g} s) for the machine to be under 10% busy, and the table shows CPU used by anything "
           f"else during the run (this is a shared box: other engineers' jobs are noise). Ratio = throughput / median "
           f"untraced throughput (min / median / max over repetitions).")
         a("")
@@ -1211,7 +1266,8 @@ def render(res: dict) -> str:
                     continue
                 a(f"| {name} | {d.get('events') or 0:,} | {d.get('wall_s', 0):.2f} | "
                   f"{d.get('events_per_s', 0) / 1e6:.2f} M | {fmt_bytes(d.get('rss_bytes'))} | "
-                  f"exit {d.get('exit')}{'; ' + d['error'] if d.get('error') else ''} |")
+                  f"exit {d.get('exit')}{'; ' + d['error'] if d.get('error') else ''}"
+                  f"{'; ' + ' '.join(d['info']) if d.get('info') else ''} |")
         a("")
 
     big = res.get("big")
@@ -1249,6 +1305,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, help="workload seconds per observer run")
     ap.add_argument("--repeats", type=int, help="observer-effect repetitions")
     ap.add_argument("--only", help="comma list of parts: observer,cost,loss,capture,big")
+    ap.add_argument("--quiet-wait", type=float, default=6.0,
+                    help="max seconds to wait before each run for the machine to be <10%% busy")
     ap.add_argument("--workdir", help="scratch directory (default: a temporary one, removed)")
     a = ap.parse_args(argv)
     if os.geteuid() != 0:
@@ -1259,13 +1317,15 @@ def main(argv=None) -> int:
     cfg = Config(work=work, seconds=a.seconds or (2.0 if a.quick else 3.0),
                  repeats=a.repeats or (1 if a.quick else 3), quick=a.quick, big=a.big,
                  big_events=int(a.big_events), big_rss_kill_bytes=int(0.6 * (machine()["mem_bytes"] or 8 << 30)),
-                 log=lambda s: print(s, file=sys.stderr, flush=True))
+                 quiet_wait=a.quiet_wait, log=lambda s: print(s, file=sys.stderr, flush=True))
     parts = set((a.only or "observer,cost,loss,capture" + (",big" if a.big else "")).split(","))
     cmd = "python benchmarks/run.py" + "".join(f" {x}" for x in (argv if argv is not None else sys.argv[1:]))
     res = {"date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "command": cmd,
            "machine": machine(), "versions": tool_versions(), "notes": []}
     t0 = time.monotonic()
     headers = None
+    interrupted = False
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         # BCC-based children (empty_bpf.py, runqlat) compile against the same headers the
         # recorder would pick (the running kernel's are usually missing on this machine kind).
@@ -1302,11 +1362,24 @@ def main(argv=None) -> int:
         if "big" in parts:
             cfg.log(f"== 5b. {cfg.big_events:,} synthetic events")
             res["big"] = part_big(cfg)
+    except KeyboardInterrupt:
+        cfg.log("interrupted: stopping what the suite started")
+        interrupted = True
     finally:
+        for c in list(LIVE):
+            try:
+                os.killpg(c.proc.pid, signal.SIGINT)
+            except OSError:
+                pass
+            c.stop(signal.SIGINT, timeout=15)
+        for f in list(LIVE_FTRACE):
+            f.stop()
         if headers is not None:
             headers.cleanup()
         if not a.workdir:
             shutil.rmtree(work, ignore_errors=True)
+    if interrupted:
+        return 130
     res["elapsed_s"] = time.monotonic() - t0
     res["notes"].append(f"Whole run took {res['elapsed_s']:.0f} s.")
     res["budgets"] = budgets(res)

@@ -1,0 +1,100 @@
+"""The benchmark command's pure pieces run on tiny inputs (no timing, no root, no BPF)."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"lsbench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def gen():
+    return _load("gen_capture")
+
+
+@pytest.fixture(scope="module")
+def run():
+    return _load("run")
+
+
+def test_a_generated_capture_opens_like_a_recorded_one(gen, tmp_path):
+    from latencyscope.analyze.capture import open_capture
+
+    path, rows = gen.generate(str(tmp_path / "tiny.lscope"), 5_000, batch=1_000)
+    cap = open_capture(path)
+    assert sum(cap.events.values()) == 5_000 == sum(rows.values())
+    assert cap.warnings == []
+    assert not cap.incomplete
+    assert cap.cpu_count == 2
+    sw = cap.table("sched_switch").sort("ts_ns")
+    assert sw.height > 0
+    # on each CPU, prev of a switch is the task the previous switch brought in
+    for cpu in (0, 1):
+        s = sw.filter(sw["cpu"] == cpu)
+        assert (s["prev_pid"][1:].to_numpy() == s["next_pid"][:-1].to_numpy()).all()
+
+
+def test_generator_batches_carry_state_and_keep_time_moving(gen):
+    g = gen.Generator(n_cpus=2, n_tasks=8, seed=3)
+    a = g.batch(1_000)
+    b = g.batch(1_000)
+    assert a["sched_switch"]["ts_ns"][-1] < b["sched_switch"]["ts_ns"][0]
+    assert np.all(np.diff(b["sched_switch"]["ts_ns"].astype(np.int64)) > 0)
+    assert sum(len(v) for v in a.values()) == 1_000
+
+
+def test_the_empty_bpf_program_does_nothing():
+    empty = _load("empty_bpf")
+    src = empty.source(["sched:sched_switch"])
+    assert "int empty__sched__sched_switch(void *ctx) { return 0; }" in src
+
+
+def test_parsers_read_the_tools_output(run):
+    stress = ("stress-ng: metrc: [4435] switch          1771137      3.00      0.50      5.48    "
+              "590299.55      296219.50\n")
+    assert run.parse_stress_ng(stress, "switch") == pytest.approx(590299.55)
+    assert run.parse_stress_ng_sum(stress + stress.replace("4435", "4436"), "switch") == pytest.approx(2 * 590299.55)
+    assert run.parse_fio_iops('note\n{"jobs": [{"read": {"iops": 10.5}, "write": {"iops": 0}}]}') == 10.5
+    tv = ("\tUser time (seconds): 0.05\n\tSystem time (seconds): 0.01\n"
+          "\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02.50\n"
+          "\tMaximum resident set size (kbytes): 86628\n\tExit status: 0\n")
+    t = run.parse_time_v(tv)
+    assert t["wall_s"] == pytest.approx(62.5) and t["rss_bytes"] == 86628 * 1024 and t["exit"] == 0
+    assert run.parse_perf_samples("[ perf record: Captured and wrote 0.049 MB p.data (216 samples) ]") == 216
+    assert run.summarize([3.0, 1.0, 2.0]) == {"min": 1.0, "median": 2.0, "max": 3.0, "n": 3}
+
+
+def test_the_report_renders_from_partial_results(run):
+    res = {"date": "2026-01-01T00:00:00+00:00", "command": "python benchmarks/run.py --quick",
+           "machine": {"nproc": 2, "model_name": "test cpu", "kernel": "6.18", "mem_bytes": 2**30,
+                       "python": "3.11"},
+           "versions": {"perf": "6.1"}, "notes": [],
+           "observer": {"seconds": 1, "repeats": 1, "skipped": {"trace-cmd": "EPERM"},
+                        "tracers": {"untraced": "untraced", "perf": "perf sched record",
+                                    "latencyscope": "latencyscope-record"},
+                        "workloads": {"switch2": {"label": "stress-ng --switch 2", "unit": "bogo ops/s",
+                                                  "untraced_median": 100.0, "tracers": {
+                                                      "untraced": {"values": [100.0], "ratio": run.summarize([1.0]),
+                                                                   "runs": [{"value": 100.0}]},
+                                                      "latencyscope": {"values": [90.0], "ratio": run.summarize([0.9]),
+                                                                       "runs": [{"value": 90.0, "events": 5, "lost": 0}]},
+                                                      "perf": {"values": [40.0], "ratio": run.summarize([0.4]),
+                                                               "runs": [{"value": 40.0}]}}}}}}
+    res["budgets"] = run.budgets(res)
+    md = run.render(res)
+    assert md.startswith("# LatencyScope benchmarks")
+    assert "test cpu" in md and "trace-cmd** not run: EPERM" in md
+    observer = res["budgets"][0]
+    assert observer["status"] == "met"  # 10% slowdown vs perf's 60%: 0.17x
