@@ -6,8 +6,8 @@ Definitions:
   no entry (the capture began mid-handler) or an entry with no exit (it
   ended mid-handler, or an event was lost) yields no duration -- it is
   counted in ``truncated``, never clipped or invented;
-- ``count`` is the number of entries (what /proc/interrupts counts);
-  durations come from the paired runs only;
+- ``count`` is the number of entries inside the capture window (what
+  /proc/interrupts counts); durations come from the paired runs only;
 - time stolen from targets: hard IRQs and softirqs that ran on top of a
   target's thread (the interrupted current task), softirqs without the hard
   IRQs nested in them so nothing is counted twice;
@@ -103,12 +103,26 @@ def pair_runs(entries: Optional[pl.DataFrame], exits: Optional[pl.DataFrame], ke
                                    "exits_without_entry": n_exits - runs.height}
 
 
+def in_window(cap: Capture, name: str) -> Optional[pl.DataFrame]:
+    """Table NAME restricted to the capture window [start, end].
+
+    The programs are attached a little before the window opens; counting
+    only inside it makes ``count`` the change of /proc/interrupts over the
+    window the manifest states.
+    """
+    df = cap.table(name)
+    start, end = cap.window_ns
+    if df is None or end <= start:
+        return df
+    return df.filter(pl.col("ts_ns").is_between(start, end))
+
+
 def hardirq_runs(cap: Capture):
-    return pair_runs(cap.table("irq_handler_entry"), cap.table("irq_handler_exit"), "irq")
+    return pair_runs(in_window(cap, "irq_handler_entry"), in_window(cap, "irq_handler_exit"), "irq")
 
 
 def softirq_runs(cap: Capture):
-    return pair_runs(cap.table("softirq_entry"), cap.table("softirq_exit"), "vec")
+    return pair_runs(in_window(cap, "softirq_entry"), in_window(cap, "softirq_exit"), "vec")
 
 
 def softirq_self(soft: pl.DataFrame, hard: pl.DataFrame) -> pl.DataFrame:
@@ -212,8 +226,8 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
     notes: List[str] = []
     monitored = list(ctx.monitored_cpus)
     targets = [int(t) for t in ctx.targets]
-    ent = cap.table("irq_handler_entry")
-    sent = cap.table("softirq_entry")
+    ent = in_window(cap, "irq_handler_entry")
+    sent = in_window(cap, "softirq_entry")
     hard, htrunc = hardirq_runs(cap)
     soft, strunc = softirq_runs(cap)
     names = irq_names(cap)
