@@ -1,0 +1,173 @@
+/* Network Path Analyzer: NAPI polls, packet arrival, copy to user, drops.
+ * Tracepoints: napi:napi_poll, net:netif_receive_skb,
+ * skb:skb_copy_datagram_iovec, skb:kfree_skb.
+ *
+ * Interface filter (--interface): the recorder passes the validated name as
+ * numbers, never as text: LS_IFNAME_LO/HI are its first 16 bytes (NUL
+ * included, little-endian) and LS_IFMASK_LO/HI select the bytes to compare.
+ * Copies and drops carry no device, so with a filter they are kept only for
+ * skbs that arrived on the interface: arrivals there enter ls_rx_skbs, an
+ * arrival elsewhere (the address was reused) or a drop removes the entry.
+ *
+ * consume_skb fires for every freed packet of the host (transmit
+ * completions, ACKs, ...); only frees called from the receive paths count as
+ * a user copy.  The recorder passes those functions' address ranges
+ * [LS_UCONS_LOn, LS_UCONS_HIn) from /proc/kallsyms (0, 0 when absent); the
+ * test is two compares per range before anything else. */
+
+BPF_RINGBUF_OUTPUT(rb_napi_poll, LS_PAGES_NAPI_POLL);
+BPF_RINGBUF_OUTPUT(rb_netif_receive_skb, LS_PAGES_NETIF_RECEIVE_SKB);
+BPF_RINGBUF_OUTPUT(rb_skb_copy_datagram_iovec, LS_PAGES_SKB_COPY_DATAGRAM_IOVEC);
+BPF_RINGBUF_OUTPUT(rb_consume_skb, LS_PAGES_CONSUME_SKB);
+BPF_RINGBUF_OUTPUT(rb_kfree_skb, LS_PAGES_KFREE_SKB);
+
+#ifdef LS_IFNAME_LO
+BPF_TABLE("lru_hash", u64, u8, ls_rx_skbs, 65536);
+
+static __always_inline int ls_ifname_match(const char *name)
+{
+    u64 w[2] = {};
+    __builtin_memcpy(w, name, 16);
+    return (w[0] & LS_IFMASK_LO) == LS_IFNAME_LO && (w[1] & LS_IFMASK_HI) == LS_IFNAME_HI;
+}
+#endif
+
+TRACEPOINT_PROBE(napi, napi_poll)
+{
+    char dev[16] = {};
+    TP_DATA_LOC_READ_CONST(dev, dev_name, 16);
+#ifdef LS_IFNAME_LO
+    if (!ls_ifname_match(dev))
+        return 0;
+#endif
+    struct ls_napi_poll *e = rb_napi_poll.ringbuf_reserve(sizeof(struct ls_napi_poll));
+    if (!e) {
+        ls_count_lost(LS_KIND_NAPI_POLL);
+        return 0;
+    }
+    e->ts_ns = bpf_ktime_get_ns();
+    e->cpu = bpf_get_smp_processor_id();
+    e->pid = (u32)bpf_get_current_pid_tgid();
+    e->napi = (u64)args->napi;
+    e->work = args->work;
+    e->budget = args->budget;
+    __builtin_memcpy(e->dev, dev, 16);
+    rb_napi_poll.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+TRACEPOINT_PROBE(net, netif_receive_skb)
+{
+    char dev[16] = {};
+    u64 skb = (u64)args->skbaddr;
+    TP_DATA_LOC_READ_CONST(dev, name, 16);
+#ifdef LS_IFNAME_LO
+    if (!ls_ifname_match(dev)) {
+        ls_rx_skbs.delete(&skb);
+        return 0;
+    }
+    u8 one = 1;
+    ls_rx_skbs.update(&skb, &one);
+#endif
+    struct ls_netif_receive_skb *e = rb_netif_receive_skb.ringbuf_reserve(sizeof(struct ls_netif_receive_skb));
+    if (!e) {
+        ls_count_lost(LS_KIND_NETIF_RECEIVE_SKB);
+        return 0;
+    }
+    e->ts_ns = bpf_ktime_get_ns();
+    e->cpu = bpf_get_smp_processor_id();
+    e->len = args->len;
+    e->skbaddr = skb;
+    __builtin_memcpy(e->dev, dev, 16);
+    rb_netif_receive_skb.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+TRACEPOINT_PROBE(skb, skb_copy_datagram_iovec)
+{
+    u64 skb = (u64)args->skbaddr;
+#ifdef LS_IFNAME_LO
+    if (!ls_rx_skbs.lookup(&skb))
+        return 0;
+#endif
+    struct ls_skb_copy_datagram_iovec *e =
+        rb_skb_copy_datagram_iovec.ringbuf_reserve(sizeof(struct ls_skb_copy_datagram_iovec));
+    if (!e) {
+        ls_count_lost(LS_KIND_SKB_COPY_DATAGRAM_IOVEC);
+        return 0;
+    }
+    u64 id = bpf_get_current_pid_tgid();
+    e->ts_ns = bpf_ktime_get_ns();
+    e->cpu = bpf_get_smp_processor_id();
+    e->pid = (u32)id;
+    e->skbaddr = skb;
+    e->tgid = id >> 32;
+    e->len = args->len;
+    rb_skb_copy_datagram_iovec.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+/* The tracepoint's reason field is an `enum skb_drop_reason`, which BCC
+ * copies into the args struct it generates; no header we include defines it
+ * (we read no kernel structs), so give it its 4-byte body here. */
+enum skb_drop_reason { LS_SKB_DROP_REASON_MAX_ = 0x7fffffff };
+
+#ifdef LS_UCONS_LO0
+static __always_inline int ls_user_consume(u64 loc)
+{
+    return (loc >= LS_UCONS_LO0 && loc < LS_UCONS_HI0) || (loc >= LS_UCONS_LO1 && loc < LS_UCONS_HI1) ||
+           (loc >= LS_UCONS_LO2 && loc < LS_UCONS_HI2) || (loc >= LS_UCONS_LO3 && loc < LS_UCONS_HI3);
+}
+
+TRACEPOINT_PROBE(skb, consume_skb)
+{
+    u64 loc = (u64)args->location;
+    if (!ls_user_consume(loc))
+        return 0;
+    u64 skb = (u64)args->skbaddr;
+#ifdef LS_IFNAME_LO
+    if (!ls_rx_skbs.lookup(&skb))
+        return 0;
+    ls_rx_skbs.delete(&skb);
+#endif
+    struct ls_consume_skb *e = rb_consume_skb.ringbuf_reserve(sizeof(struct ls_consume_skb));
+    if (!e) {
+        ls_count_lost(LS_KIND_CONSUME_SKB);
+        return 0;
+    }
+    u64 id = bpf_get_current_pid_tgid();
+    e->ts_ns = bpf_ktime_get_ns();
+    e->cpu = bpf_get_smp_processor_id();
+    e->pid = (u32)id;
+    e->skbaddr = skb;
+    e->location = loc;
+    e->tgid = id >> 32;
+    e->_pad = 0;
+    rb_consume_skb.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+#endif
+
+TRACEPOINT_PROBE(skb, kfree_skb)
+{
+    u64 skb = (u64)args->skbaddr;
+#ifdef LS_IFNAME_LO
+    if (!ls_rx_skbs.lookup(&skb))
+        return 0;
+    ls_rx_skbs.delete(&skb);
+#endif
+    struct ls_kfree_skb *e = rb_kfree_skb.ringbuf_reserve(sizeof(struct ls_kfree_skb));
+    if (!e) {
+        ls_count_lost(LS_KIND_KFREE_SKB);
+        return 0;
+    }
+    e->ts_ns = bpf_ktime_get_ns();
+    e->cpu = bpf_get_smp_processor_id();
+    e->reason = (u32)args->reason;
+    e->skbaddr = skb;
+    e->location = (u64)args->location;
+    e->protocol = args->protocol;
+    e->pid = (u32)bpf_get_current_pid_tgid();
+    rb_kfree_skb.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
