@@ -192,6 +192,9 @@ def _diff_side(path, *, cpus, pids, modules, pol):
         waits = cost.scoped_waits(cap, ctx, rep)
         if waits is not None:
             samples[("isolation", "runqueue")] = waits["latency_ns"].to_numpy()
+    dl = cost.scoped_deliveries(cap, ctx) if "network" in rep["modules"] else None
+    if dl is not None:
+        samples[("network.delivery", "ns")] = dl["delivery_ns"].to_numpy()
     return diffmod.side(rep, cost.delays(cap, ctx, rep), samples)
 
 

@@ -17,9 +17,15 @@ up to more than the wait; what is left (the CPU was idle or the wakeup was
 slow) goes to ``wakeup path``.  The sum of a wait's rows is its latency, so
 the total cost is exactly the cost of all waits.
 
+Packets delivered to the targets add their kernel delivery time (arrival in
+``netif_receive_skb`` to the copy to user space) as ``network / packet
+delivery / <device> / <thread>``.  Futex waits and sleeps are *not* priced:
+a thread parked on a futex or in nanosleep may simply have nothing to do,
+so their time is not a delay of work.
+
 Other modules can add their own delays: an analysis module that defines
 ``delays(cap, ctx) -> pl.DataFrame`` with columns ``module, cause, who,
-detail, delay_ns`` (e.g. futex waits, packet delivery) is included.
+detail, delay_ns`` (optionally ``events``, ``delay_sq_ns2``) is included.
 """
 from __future__ import annotations
 
@@ -162,11 +168,53 @@ def runqueue_delays(cap: Capture, ctx: Context, report: Optional[dict] = None) -
             .select(list(DELAY_SCHEMA)).cast(DELAY_SCHEMA))
 
 
+def _scope_tgids(cap: Capture, ctx: Context, report: Optional[dict]) -> List[int]:
+    iso = (report or {}).get("isolation") or {}
+    return [int(t) for t in (iso.get("targets") or ctx.targets or [])]
+
+
+def scoped_deliveries(cap: Capture, ctx: Context) -> Optional[pl.DataFrame]:
+    """Delivered packets as the network analysis counts them (the interface, if any), or None."""
+    from latencyscope.analyze import network
+
+    needed = ("netif_receive_skb", "skb_copy_datagram_iovec", "kfree_skb")
+    if not hasattr(network, "deliveries") or any(cap.table(t) is None for t in needed):
+        return None
+    dl = network.deliveries(cap)
+    iface = getattr(ctx, "interface", None) or (cap.manifest.get("filters") or {}).get("interface")
+    return dl.filter(pl.col("dev") == iface) if iface else dl
+
+
+def packet_delays(cap: Capture, ctx: Context, report: Optional[dict] = None) -> pl.DataFrame:
+    """Kernel delivery time of packets copied to the targets (all packets when none named)."""
+    dl = scoped_deliveries(cap, ctx)
+    if dl is None:
+        return _empty()
+    tgids = _scope_tgids(cap, ctx, report)
+    if tgids:
+        dl = dl.filter(pl.col("tgid").cast(pl.Int64).is_in(tgids))
+    if dl.height == 0:
+        return _empty()
+    comms = sched.task_map(cap).select(pid="tid", comm="comm")
+    return (dl.with_columns(pl.col("pid").cast(pl.Int32)).join(comms, on="pid", how="left")
+            .with_columns(d=pl.col("delivery_ns").clip(0, None))
+            .group_by("dev", "pid", "comm")
+            .agg(delay_ns=pl.col("d").sum(), events=pl.len(), delay_sq_ns2=(pl.col("d").cast(pl.Float64) ** 2).sum())
+            .select(module=pl.lit("network"), cause=pl.lit("packet delivery"), who=pl.col("dev").cast(pl.String),
+                    detail=pl.format("{} [{}]", pl.col("comm").fill_null("?"), "pid"),
+                    delay_ns="delay_ns", events="events", delay_sq_ns2="delay_sq_ns2")
+            .cast(DELAY_SCHEMA))
+
+
 def delays(cap: Capture, ctx: Context, report: Optional[dict] = None) -> pl.DataFrame:
     """Every attributed delay of the capture: columns of DELAY_SCHEMA, sorted by delay."""
+    for name in registry.names():  # importing a module registers its CPU occupancy (IRQs) with causes
+        registry.load(name)
     parts: List[pl.DataFrame] = []
     if cap.has_module("isolation"):
         parts.append(runqueue_delays(cap, ctx, report))
+    if cap.has_module("network") and "network" in registry.names():
+        parts.append(packet_delays(cap, ctx, report))
     for name in registry.names():
         hook = getattr(registry.load(name), "delays", None)
         if hook is None or not cap.has_module(name):

@@ -22,7 +22,8 @@ with its change, and judged with the ``[diff]`` section of the policy:
   few hundred short waits is not a regression, a new intruder that keeps
   coming back is.
 * other numbers are judged by ``tolerance_pct``; sample counts, switch
-  counts and the like are shown for context only.
+  and packet counts, futex waits and sleeps (a parked thread may just be
+  idle) are shown for context only.
 
 Higher is worse for every judged figure.  The comparison does not care on
 which host each capture was made; when they differ it says so, since CPU
@@ -47,8 +48,14 @@ REGRESSED, IMPROVED, SAME, NOT_JUDGED, INFO, NEW, GONE = (
 # Two-sided normal quantiles for the confidence levels the policy accepts.
 _Z = {0.9: 1.645, 0.95: 1.96, 0.99: 2.576, 0.999: 3.291}
 
-# Figures shown for context, never judged: more samples or switches is not worse.
-INFO_KEYS = {"context_switches", "target_threads", "events", "duration_s", "cpus", "targets_inferred"}
+# Figures shown for context, never judged: more samples, packets or switches is
+# not worse, settings echoed from the policy are not measurements.
+INFO_KEYS = {"context_switches", "target_threads", "events", "duration_s", "cpus", "targets_inferred",
+             "rx_packets", "wakes", "woken", "blocking_threshold_ns", "timeline_bucket_ns"}
+# Whole sections shown, not judged: a thread parked on a futex or in nanosleep
+# may simply have nothing to do, so longer waits there are not a regression
+# (the blocking-call and futex-wait checks of the report judge them instead).
+INFO_SECTIONS = {"syscall.futex", "syscall.sleeps"}
 _PCT = re.compile(r"^p(\d+(?:_\d+)?)_(.+)$")
 _MAX = re.compile(r"^max_(.+)$")
 _PID = re.compile(r"\s*[\(\[]\d+[\)\]]$")
@@ -115,11 +122,16 @@ def _samples_key(d: dict, key: str) -> Optional[str]:
     return None
 
 
+def q_free(d: dict) -> bool:
+    """A 'count' beside percentiles is their sample count (context), not a figure to judge."""
+    return any(_percentile_level(k) is not None for k in d)
+
+
 def classify(section: str, d: dict, key: str, value) -> Optional[Figure]:
     """How a scalar of a report is compared; None when it is not a figure."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) and value is not None:
         return None
-    if key in INFO_KEYS or key.endswith("_samples") or key in ("exit_code",):
+    if key in INFO_KEYS or key.endswith("_samples") or section in INFO_SECTIONS or (key == "count" and q_free(d)):
         return Figure(section, key, INFO)
     q = _percentile_level(key)
     if q is not None:

@@ -81,3 +81,24 @@ def test_a_bad_capture_among_several_is_one_line_and_exit_3(caps):
     rc, _, err = run("report", quiet, "/nonexistent.lscope")
     lines = [x for x in err.splitlines() if x.strip()]
     assert rc == 3 and len(lines) == 1 and "not found" in lines[0]
+
+
+def test_every_key_of_every_module_is_documented():
+    """docs/json-report.md names every key a module emits (even for an empty capture)."""
+    import re
+
+    from synth import capture
+
+    from latencyscope.analyze import modules, policy, report
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "json-report.md").read_text()
+    documented = set(re.findall(r"`([a-z_0-9]+)`", doc))
+    cap = capture({"sched_switch": [switch(0, 1, 0, 100), switch(1 * MS, 1, 100, 0)]}, modules=modules.names())
+    ctx = report.resolve_context(cap, policy.load(None), cpus=[1], pids=[100])
+    rep = report.build(cap, ctx)
+    missing = [f"{k}" for k in rep if k not in documented]
+    for name in modules.names():
+        assert name in documented, f"module {name} has no section in docs/json-report.md"
+        missing += [f"{name}.{k}" for k in rep[name] if k not in documented]
+    missing += [f"capture.{k}" for k in rep["capture"] if k not in documented]
+    assert missing == [], f"undocumented JSON keys: {missing}"

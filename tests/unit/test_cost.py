@@ -164,3 +164,20 @@ def test_notional_and_bps_per_us_go_together(capfile):
     assert rc == 3 and "go together" in err
     rc, _, err = run("latencyscope", "--notional", "1000000", "--duration", "1")
     assert rc == 3 and "go together" in err
+
+
+def test_packets_delivered_to_the_target_add_their_kernel_delivery_time():
+    tables = dict(ENGINE)
+    tables["netif_receive_skb"] = [{"ts_ns": 1_000, "cpu": 0, "skbaddr": 0xA, "dev": "eth0", "len": 100},
+                                   {"ts_ns": 2_000, "cpu": 0, "skbaddr": 0xB, "dev": "eth0", "len": 100},
+                                   {"ts_ns": 3_000, "cpu": 0, "skbaddr": 0xC, "dev": "eth0", "len": 100}]
+    tables["skb_copy_datagram_iovec"] = [
+        {"ts_ns": 31_000, "cpu": 1, "skbaddr": 0xA, "pid": 100, "tgid": 100, "len": 100},
+        {"ts_ns": 12_000, "cpu": 1, "skbaddr": 0xB, "pid": 100, "tgid": 100, "len": 100},
+        {"ts_ns": 9_000, "cpu": 0, "skbaddr": 0xC, "pid": 400, "tgid": 400, "len": 100}]  # not a target
+    cap = capture(tables, modules=["isolation", "network"])
+    ctx = report.resolve_context(cap, policy.load(None), cpus=[1], pids=[100])
+    got = cost.delays(cap, ctx, report.build(cap, ctx, ["isolation"]))
+    net = got.filter(pl.col("module") == "network").to_dicts()
+    assert [(r["cause"], r["who"], r["detail"], r["delay_ns"], r["events"]) for r in net] == [
+        ("packet delivery", "eth0", "t100 [100]", 30_000 + 10_000, 2)]
