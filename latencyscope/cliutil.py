@@ -64,6 +64,15 @@ def run(command: click.Command, prog_name: str, argv=None) -> None:
         rc = e.exit_code
     except BrokenPipeError:
         rc = 0
+    except OSError as e:  # disk full writing a report, a file vanished: the user's world, not a bug
+        if debug:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        click.echo(f"{prog_name}: error: {e.strerror or e}{where}", err=True)
+        rc = EXIT_ERROR
+    except MemoryError:
+        click.echo(f"{prog_name}: error: out of memory", err=True)
+        rc = EXIT_ERROR
     except Exception as e:  # a bug: still one line unless --debug
         if debug:
             raise

@@ -20,11 +20,12 @@ from latencyscope.errors import LatencyScopeError
 from latencyscope.record import environment as env
 from latencyscope.record import host, preflight
 from latencyscope.record.ringbuf import RingReader
-from latencyscope.record.writer import CaptureWriter
+from latencyscope.record.writer import CaptureWriteError, CaptureWriter
 from latencyscope.schemas import EVENT_KINDS, MODULES, kinds_of
 from latencyscope.schemas.codegen import ring_dtype
 
 FLUSH_INTERVAL_S = 1.0   # design: a crash loses at most the last second
+LOSS_MANIFEST_INTERVAL_S = 5.0  # loss so far goes into the manifest: a killed capture still shows it
 POLL_INTERVAL_S = 0.05   # drain cadence; rings are sized for >= 0.2 s of peak rate
 STATUS_INTERVAL_S = 0.5
 
@@ -116,6 +117,9 @@ def build_program(modules: Sequence[str]) -> str:
     return "\n".join(parts)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _threads_off(cpus: Sequence[int]) -> Optional[List[int]]:
     allowed = set(os.sched_getaffinity(0)) - set(cpus)
     if not allowed:
@@ -135,8 +139,9 @@ class _Stop:
 
     def __call__(self, signum, frame):
         # Only a flag: a second Ctrl-C while flushing must not interrupt the write.
+        if not self.requested:
+            self.signal = signal.Signals(signum).name  # the first one is why we stopped
         self.requested = True
-        self.signal = signal.Signals(signum).name
 
 
 def _lost_by_kind(b, kinds) -> Dict[str, List[int]]:
@@ -149,13 +154,19 @@ def _lost_by_kind(b, kinds) -> Dict[str, List[int]]:
 
 
 def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
-    validate(cfg)
     modules = [m for m in MODULES if m in cfg.modules]
     kinds = [k for m in modules for k in kinds_of(m)]
+    # Preflight first: without privileges nothing else matters, say that.
     pf = preflight.run(modules)
     problem = pf.first_problem()
-    if problem:
-        raise LatencyScopeError(f"preflight: {problem.name}: {problem.detail}")
+    try:
+        if problem:
+            raise LatencyScopeError(f"preflight: {problem.name}: {problem.detail}")
+        validate(cfg)
+    except BaseException:
+        if pf.headers:
+            pf.headers.cleanup()
+        raise
     bcc = pf.bcc
     headers = pf.headers
     notes: List[str] = []
@@ -167,7 +178,8 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
     b = None
     readers: Dict[str, RingReader] = {}
     stop = _Stop()
-    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: an ssh session that drops must not leave a half capture.
+    old_handlers = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
     try:
         writer = CaptureWriter(cfg.output, kinds)
         cflags = ["-w"]
@@ -205,6 +217,8 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             moved = _threads_off(cfg.cpus)
             if moved is not None:
                 notes.append(f"recorder threads kept on CPUs {host.format_cpulist(moved)}, off the monitored ones")
+            else:
+                notes.append("every allowed CPU is monitored: the recorder shares them with the targets")
 
         facts = host.host_facts()
         start_clock = host.clock_offsets()
@@ -237,35 +251,50 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
         status = _Status(status_stream, cfg.quiet)
         t_start = time.monotonic()
         deadline = t_start + cfg.duration_s if cfg.duration_s else None
-        last_flush = t_start
+        last_flush = last_loss = t_start
         total = 0
-        while True:
-            now = time.monotonic()
-            finishing = stop.requested or (deadline is not None and now >= deadline)
-            for k in kinds:
-                recs = readers[k.name].drain()
-                if len(recs):
-                    writer.append(k, recs)
-                    total += len(recs)
-            if finishing:
-                break
-            if now - last_flush >= FLUSH_INTERVAL_S:
-                writer.flush()
-                last_flush = now
-            status.update(now - t_start, total, lambda: sum(sum(v) for v in _lost_by_kind(b, kinds).values()),
-                          writer.bytes_written)
-            sleep = POLL_INTERVAL_S if deadline is None else min(POLL_INTERVAL_S, max(0.0, deadline - now))
-            time.sleep(sleep)
+        lost = {k.name: [] for k in kinds}
+        lost_shown = 0
+        try:
+            while True:
+                now = time.monotonic()
+                finishing = stop.requested or (deadline is not None and now >= deadline)
+                for k in kinds:
+                    recs = readers[k.name].drain()
+                    if len(recs):
+                        writer.append(k, recs)
+                        total += len(recs)
+                if finishing:
+                    break
+                if now - last_flush >= FLUSH_INTERVAL_S:
+                    writer.flush()
+                    last_flush = now
+                    if now - last_loss >= LOSS_MANIFEST_INTERVAL_S:
+                        last_loss = now
+                        lost = _lost_by_kind(b, kinds)
+                        if _total(lost) != lost_shown:
+                            lost_shown = _total(lost)
+                            manifest.update(_loss_facts(lost, kinds))
+                            writer.write_manifest(manifest)
+                status.update(now - t_start, total, lambda: _total(_lost_by_kind(b, kinds)),
+                              writer.bytes_written)
+                sleep = POLL_INTERVAL_S if deadline is None else min(POLL_INTERVAL_S, max(0.0, deadline - now))
+                time.sleep(sleep)
 
-        end_clock = host.clock_offsets()
-        lost = _lost_by_kind(b, kinds)
-        end_facts = _call_hooks(modules, "before_detach", b, cfg)
-        for m, facts in end_facts.items():
-            manifest["module_facts"].setdefault(m, {}).update(facts or {})
-        # Detach before the final flush so nothing arrives after the window closes.
-        b.cleanup()
-        b = None
-        writer.flush()
+            end_clock = host.clock_offsets()
+            lost = _lost_by_kind(b, kinds)
+            end_facts = _call_hooks(modules, "before_detach", b, cfg)
+            for m, facts in end_facts.items():
+                manifest["module_facts"].setdefault(m, {}).update(facts or {})
+            # Detach before the final flush so nothing arrives after the window closes.
+            b.cleanup()
+            b = None
+            writer.flush()
+        except CaptureWriteError as exc:
+            status.done()
+            if b is not None:
+                lost = _lost_by_kind(b, kinds)
+            raise _write_failure(exc, writer, manifest, lost, kinds)
         status.done()
         duration = (end_clock["monotonic_ns"] - start_clock["monotonic_ns"]) / 1e9
         manifest.update({
@@ -274,13 +303,15 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             "clock": {"start": start_clock, "end": end_clock},
             "window": {"start_ns": start_clock["monotonic_ns"], "end_ns": end_clock["monotonic_ns"]},
             "events": dict(writer.rows),
-            "lost": {name: sum(v) for name, v in lost.items()},
-            "lost_per_cpu": lost,
             "discarded": {name: r.discarded for name, r in readers.items()},
         })
-        writer.write_manifest(manifest)
+        manifest.update(_loss_facts(lost, kinds))
+        try:
+            writer.write_manifest(manifest)
+        except CaptureWriteError as exc:
+            raise _write_failure(exc, writer, None, lost, kinds)
         nbytes = writer.bytes_written
-        path = writer.finish()
+        path = writer.finish()  # on failure its message says where the intact capture is
         return RecordResult(path, dict(writer.rows), manifest["lost"], duration, nbytes, notes)
     finally:
         for r in readers.values():
@@ -298,6 +329,48 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
         for s, h in old_handlers.items():
             signal.signal(s, h)
         os.umask(old_umask)
+
+
+def _total(lost: Dict[str, List[int]]) -> int:
+    return sum(sum(v) for v in lost.values())
+
+
+def _loss_facts(lost: Dict[str, List[int]], kinds) -> dict:
+    """Lost records per kind, per kind and CPU, and per module (manifest keys)."""
+    by_module: Dict[str, int] = {}
+    for k in kinds:
+        by_module[k.module] = by_module.get(k.module, 0) + sum(lost.get(k.name) or [])
+    return {"lost": {name: sum(v) for name, v in lost.items()},
+            "lost_per_cpu": lost,
+            "lost_by_module": by_module}
+
+
+def _write_failure(exc: CaptureWriteError, writer: CaptureWriter, manifest: Optional[dict],
+                   lost: Dict[str, List[int]], kinds) -> LatencyScopeError:
+    """Stop after a failed write (disk full...): leave the partial capture
+    consistent and say where the readable data is, in one line.
+
+    The BPF programs are detached by record()'s cleanup whatever happens here.
+    """
+    writer.close_tables()
+    if not writer.dir.is_dir():
+        return LatencyScopeError(f"recording stopped: {exc.message}; nothing could be kept")
+    if manifest is not None:
+        # Best effort: with the space the rolled-back flush freed, say why the
+        # capture ended and what was lost.  If even this fails, the manifest
+        # written at start (complete: false) stays and still opens.
+        manifest.update({"complete": False, "stopped_by": "error", "error": exc.message,
+                         "events": dict(writer.rows)})
+        if any(lost.values()):
+            manifest.update(_loss_facts(lost, kinds))
+        try:
+            writer.write_manifest(manifest)
+        except CaptureWriteError:
+            pass
+    n = sum(writer.rows.values())
+    return LatencyScopeError(
+        f"recording stopped: {exc.message}; the {n:,} events written before are readable in "
+        f"{writer.dir}/ (latencyscope-analyze report {writer.dir})")
 
 
 def _syscall_table(bcc) -> Dict[str, str]:
@@ -325,12 +398,19 @@ class _Status:
         rate = (total - self.last_total) / max(elapsed - self.last_t, 1e-9)
         self.last = self.last_t = elapsed
         self.last_total = total
-        self.stream.write(f"\r\x1b[K  recording {elapsed:7.1f} s  {rate / 1e3:9.1f} k ev/s  "
-                          f"{total:>11,} events  lost {lost_fn():,}  {nbytes / 2**20:8.1f} MiB")
-        self.stream.flush()
-        self.shown = True
+        try:
+            self.stream.write(f"\r\x1b[K  recording {elapsed:7.1f} s  {rate / 1e3:9.1f} k ev/s  "
+                              f"{total:>11,} events  lost {lost_fn():,}  {nbytes / 2**20:8.1f} MiB")
+            self.stream.flush()
+            self.shown = True
+        except OSError:
+            self.enabled = False  # the terminal went away (SIGHUP): keep recording
 
     def done(self) -> None:
         if self.shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+            try:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+            except OSError:
+                pass
+            self.shown = False

@@ -7,9 +7,15 @@ SIGKILL loses at most what was drained since the last flush.  ``finish()``
 packs the directory into the single shareable file ``NAME.lscope`` (an
 uncompressed tar: manifest first, then the tables) and removes the
 directory.
+
+Failures (disk full, directory removed) raise ``CaptureWriteError`` and
+leave the directory consistent: a flush that fails is rolled back in every
+table (truncated to where the flush began), so each stream ends at a batch
+boundary; the manifest is replaced atomically or not at all.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -51,6 +57,53 @@ def to_record_batch(k: EventKind, records: np.ndarray, schema: pa.Schema) -> pa.
     return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
+class CaptureWriteError(LatencyScopeError):
+    """Writing the capture failed (disk full, directory gone, I/O error)."""
+
+    def __init__(self, message: str, errno_: int = 0):
+        super().__init__(message)
+        self.errno = errno_
+
+
+class _Sink:
+    """A file descriptor that pyarrow writes to.
+
+    pyarrow ignores the count a Python ``write()`` returns, so a short write
+    (a filesystem filling up) would silently drop the middle of a batch;
+    this loops until everything is written or the kernel says why not.
+    """
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.closed = False
+        self._pos = 0
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            done += os.write(self.fd, view[done:])
+        self._pos += done
+        return done
+
+    def tell(self) -> int:
+        return self._pos
+
+    def rewind(self, pos: int) -> None:
+        """Forget everything written after POS (a failed flush)."""
+        os.ftruncate(self.fd, pos)
+        os.lseek(self.fd, pos, os.SEEK_SET)
+        self._pos = pos
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+
 class CaptureWriter:
     def __init__(self, path: str, kinds: List[EventKind], mode: int = 0o600):
         self.final_path = Path(path)
@@ -71,13 +124,18 @@ class CaptureWriter:
         self._files = {}
         self.rows: Dict[str, int] = {k.name: 0 for k in kinds}
         self.started = False  # set once the first manifest is written
+        self.failed = False   # a write failed: no more batches, no EOS marker
         opts = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
         for k in kinds:
             p = self.dir / (k.name + TABLE_SUFFIX)
-            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-            f = open(fd, "wb", buffering=0)
-            self._files[k.name] = f
-            self._writers[k.name] = pa.ipc.new_stream(f, self._schemas[k.name], options=opts)
+            try:
+                fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+                f = _Sink(fd)
+                self._files[k.name] = f
+                self._writers[k.name] = pa.ipc.new_stream(f, self._schemas[k.name], options=opts)
+            except OSError as exc:
+                self.close_tables()
+                raise self._error(f"creating {p}", exc)
 
     @property
     def bytes_written(self) -> int:
@@ -87,19 +145,57 @@ class CaptureWriter:
         if len(records):
             self._pending[k.name].append(records)
 
+    @property
+    def pending_rows(self) -> int:
+        return sum(len(c) for chunks in self._pending.values() for c in chunks)
+
+    def _error(self, what: str, exc: OSError) -> CaptureWriteError:
+        why = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+        return CaptureWriteError(f"{what}: {why}", exc.errno or 0)
+
+    def check_alive(self) -> None:
+        """Raise when the capture directory was removed under us.
+
+        Writes to unlinked files succeed and fill the disk invisibly; one
+        fstat per flush notices it.
+        """
+        f = next(iter(self._files.values()), None)
+        if f is not None and not f.closed and os.fstat(f.fd).st_nlink == 0:
+            raise CaptureWriteError(f"the capture directory {self.dir} was removed while recording",
+                                    errno.ENOENT)
+
     def flush(self) -> None:
-        """Write what was appended since the last flush, one batch per kind."""
-        for k in self.kinds:
-            chunks = self._pending[k.name]
-            if not chunks:
-                continue
-            records = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-            self._pending[k.name] = []
-            try:
+        """Write what was appended since the last flush, one batch per kind.
+
+        All or nothing: when a write fails (disk full), every table is cut
+        back to where this flush began, the pending events are dropped and
+        CaptureWriteError is raised; the directory stays readable.
+        """
+        if self.failed:
+            raise CaptureWriteError(f"the capture in {self.dir} already failed")
+        self.check_alive()
+        start = {name: f.tell() for name, f in self._files.items()}
+        written: Dict[str, int] = {}
+        try:
+            for k in self.kinds:
+                chunks = self._pending[k.name]
+                if not chunks:
+                    continue
+                records = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
                 self._writers[k.name].write_batch(to_record_batch(k, records, self._schemas[k.name]))
-            except OSError as exc:
-                raise LatencyScopeError(f"writing {self.dir}: {exc.strerror or exc}") from exc
-            self.rows[k.name] += len(records)
+                written[k.name] = len(records)
+        except OSError as exc:
+            self.failed = True
+            for name, pos in start.items():
+                try:
+                    self._files[name].rewind(pos)
+                except OSError:
+                    pass
+            raise self._error(f"writing {self.dir}", exc) from exc
+        finally:
+            self._pending = {k.name: [] for k in self.kinds}
+        for name, n in written.items():
+            self.rows[name] += n
 
     def write_manifest(self, manifest: dict) -> None:
         tmp = self.dir / (MANIFEST_NAME + ".tmp")
@@ -112,15 +208,32 @@ class CaptureWriter:
                 os.fsync(f.fileno())
             os.replace(tmp, self.dir / MANIFEST_NAME)
         except OSError as exc:
-            raise LatencyScopeError(f"writing the manifest in {self.dir}: {exc.strerror or exc}") from exc
+            try:
+                tmp.unlink()  # a half-written manifest would only hold the space
+            except OSError:
+                pass
+            raise self._error(f"writing the manifest in {self.dir}", exc) from exc
 
     def close_tables(self) -> None:
+        """Close every stream (end-of-stream marker unless a write failed)."""
         for name, w in self._writers.items():
+            if not self.failed:
+                f = self._files[name]
+                pos = f.tell()
+                try:
+                    w.close()
+                except Exception:
+                    # The EOS marker is optional (readers also stop at a batch
+                    # boundary), half of one is not: cut it off.
+                    try:
+                        f.rewind(pos)
+                    except OSError:
+                        pass
+        for f in self._files.values():
             try:
-                w.close()
-            except Exception:
+                f.close()
+            except OSError:
                 pass
-            self._files[name].close()
         self._writers = {}
 
     def discard(self) -> None:
@@ -139,9 +252,13 @@ class CaptureWriter:
                     tar.add(self.dir / (k.name + TABLE_SUFFIX), arcname=k.name + TABLE_SUFFIX)
             os.replace(tmp, self.final_path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise LatencyScopeError(
-                f"could not pack {self.final_path} ({exc.strerror or exc}); the capture is intact "
-                f"in {self.dir}/ and can be analyzed from there")
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            why = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+            raise CaptureWriteError(
+                f"could not pack {self.final_path} ({why}); the capture is complete and intact "
+                f"in {self.dir}/ and can be analyzed from there", exc.errno or 0)
         shutil.rmtree(self.dir, ignore_errors=True)
         return self.final_path
