@@ -203,7 +203,8 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
                    requested_ns=pl.col("req_ns").filter(~pl.col("unfinished")).sum(),
                    actual_ns=pl.col("duration_ns").filter(~pl.col("unfinished")).sum(),
                    max_actual_ns=pl.col("duration_ns").filter(~pl.col("unfinished")).max(),
-                   max_overshoot_ns=(pl.col("duration_ns") - pl.col("req_ns"))
+                   # woken early (a signal: EINTR) is no overshoot, not a negative one
+                   max_overshoot_ns=(pl.col("duration_ns") - pl.col("req_ns")).clip(0, None)
                    .filter(~pl.col("unfinished")).max(),
                    unfinished=pl.col("unfinished").sum())
               .sort(["count", "actual_ns"], descending=True))

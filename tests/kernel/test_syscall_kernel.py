@@ -81,7 +81,8 @@ def test_contended_lock_wait_matches_what_the_child_measured(recorded):
     assert expected > 0.5 * HOLDS * HOLD_S * 1e9
     assert abs(mine[0]["total_wait_ns"] - expected) <= 0.20 * expected, (mine[0], truth)
     assert mine[0]["waiters"] == 1
-    assert mine[0]["waits"] >= HOLDS
+    # on a loaded machine the waiter may now and then arrive after the unlock and not block
+    assert mine[0]["waits"] >= HOLDS * 3 // 4
     assert rep["capture"]["lost_events"] == 0
 
 
