@@ -11,6 +11,10 @@ from typing import Dict, List
 # Report order.  A new module adds one line.
 ANALYSES: Dict[str, str] = {
     "isolation": "latencyscope.analyze.isolation",
+    "irq": "latencyscope.analyze.irq",
+    "memory": "latencyscope.analyze.memory",
+    "syscall": "latencyscope.analyze.syscall",
+    "network": "latencyscope.analyze.network",
 }
 
 

@@ -102,9 +102,10 @@ def _kinds(defs) -> Tuple[EventKind, ...]:
 # Module order is the order of this list; kind ids follow it.  A new module
 # adds a file beside this one and a line here.
 def _declared():
-    from latencyscope.schemas import isolation
+    from latencyscope.schemas import irq, isolation, memory
+    from latencyscope.schemas import network, syscall
 
-    return [*isolation.KINDS]
+    return [*isolation.KINDS, *irq.KINDS, *memory.KINDS, *syscall.KINDS, *network.KINDS]
 
 
 EVENT_KINDS: Tuple[EventKind, ...] = _kinds(_declared())
