@@ -387,28 +387,33 @@ def _repair(name: str, t: pa.Table, warnings: List[str]) -> pa.Table:
     time, drop exact duplicates -- each said in the warnings."""
     if not t.num_rows or "ts_ns" not in t.column_names:
         return t
+    import pyarrow.compute as pc
+
     ts = t.column("ts_ns").to_numpy()
-    bad = ts > MAX_TS_NS
-    what = ["timestamps beyond 2^63 ns"] if bad.any() else []
+    bad = None
+    what = []
+    checks = [("ts_ns", MAX_TS_NS, "timestamps beyond 2^63 ns")]
     k = _KINDS.get(name)
     for f in (k.fields if k else ()):
         limit = {"tid": PID_MAX_LIMIT, "tgid": PID_MAX_LIMIT, "cpu": MAX_CPUS}.get(f.unit)
-        if limit is None or f.name not in t.column_names or f.ctype == "comm":
-            continue
+        if limit is not None and f.name in t.column_names and f.ctype != "comm":
+            checks.append((f.name, limit, f"{f.name} > {limit}"))
+    for col, limit, label in checks:
         # Only values no kernel can produce; negative sentinels (-1) stay.
-        over = t.column(f.name).to_numpy() > limit
-        if over.any():
-            bad |= over
-            what.append(f"{f.name} > {limit}")
-    if bad.any():
+        mx = pc.max(t.column(col)).as_py()
+        if mx is not None and mx > limit:
+            over = t.column(col).to_numpy() > limit
+            bad = over if bad is None else bad | over
+            what.append(label)
+    if bad is not None:
         n = int(bad.sum())
         warnings.append(f"table {name}: {n:,} events with impossible values ({', '.join(what)}) dropped")
         t = t.filter(pa.array(~bad))
         ts = ts[~bad]
     if len(ts) < 2:
         return t
-    step = np.diff(ts.astype(np.int64))
-    if (step < 0).any():
+    if (ts[1:] < ts[:-1]).any():
+        step = np.diff(ts.astype(np.int64))
         back = int(-step.min())
         order = np.argsort(ts, kind="stable")
         t = t.take(pa.array(order))
