@@ -71,8 +71,10 @@ def capture_checks(cap: Capture, policy: dict) -> List[Check]:
     else:
         checks.append(Check("capture", "lost_events", PASS, f"{lost:,} events lost", lost, lim))
     if cap.incomplete:
+        err = cap.manifest.get("error") if isinstance(cap.manifest.get("error"), str) else None
+        why = f"recording stopped: {err}" if err else "recorder killed or crashed"
         checks.append(Check("capture", "complete", WARN,
-                            "capture is incomplete (recorder killed or crashed); figures cover what was flushed"))
+                            f"capture is incomplete ({why}); figures cover what was flushed"))
     return checks
 
 
