@@ -60,5 +60,17 @@ def test_quiet_isolated_cpu_with_the_hog_alone_passes(tmp_path):
     code, rep = analyze_json(cap)
     iso = rep["isolation"]
     assert iso["user_intrusions"] == 0, iso["intruders"]
-    assert code == 0, rep["verdict"]
+    assert not rep["verdict"]["violations"], rep["verdict"]
+    if code != 0:
+        # CPU 1 is not booted isolated: per-CPU kernel threads (kworker/1:*,
+        # ksoftirqd/1) cannot be moved off it, and on a busy host they can
+        # delay the hog past the 200 µs warning line.  That is a WARN, and
+        # every such delay must be blamed on a kernel thread, by name.
+        assert code == 1, rep["verdict"]
+        kernel = {i["pid"] for i in iso["intruders"] if i["kernel_thread"]}
+        for w in iso["worst"]:
+            if w["latency_ns"] > 200_000:
+                assert w["occupants"] and all(
+                    o["kind"] != "task" or int(o["label"].rsplit("(", 1)[1].rstrip(")")) in kernel
+                    for o in w["occupants"]), w
     assert rep["capture"]["duration_s"] == pytest.approx(3, abs=0.5)
