@@ -29,6 +29,9 @@ def _fmt(key: str, v: Any) -> str:
     if isinstance(v, float):
         return f"{v:,.3g}"
     if isinstance(v, int):
+        # identifiers are not quantities: no thousands separators
+        if key in ("pid", "tid", "tgid", "irq", "cpu", "vec", "top_pid") or key.endswith("_pid"):
+            return str(v)
         return f"{v:,}"
     if isinstance(v, list):
         return ", ".join(str(x) for x in v) if v else "—"
@@ -91,7 +94,7 @@ def _generic(d: Dict[str, Any]) -> List:
     for i in range(0, len(scalars), 3):
         row = []
         for k, v in scalars[i:i + 3]:
-            row += [Text(k.replace("_", " "), style="dim"), _fmt(k, v)]
+            row += [Text(k.removesuffix("_ns").replace("_", " "), style="dim"), _fmt(k, v)]
         grid.add_row(*row)
     if scalars:
         parts.append(grid)
@@ -109,7 +112,95 @@ def _generic(d: Dict[str, Any]) -> List:
     return parts
 
 
-PANELS = {"isolation": _isolation}
+def _small_table(title: str, rows: List[dict], cols, limit: int = 5) -> Table:
+    """A table of chosen columns: (header, key or callable)."""
+    t = Table(title=title, title_justify="left", title_style="bold", show_edge=False, pad_edge=False)
+    for head, _ in cols:
+        t.add_column(head, overflow="fold")
+    for r in rows[:limit]:
+        t.add_row(*[(get(r) if callable(get) else _fmt(get, r.get(get))) for _, get in cols])
+    if len(rows) > limit:
+        t.caption = f"{len(rows) - limit} more in --json"
+    return t
+
+
+def _line(*pairs) -> Text:
+    return Text(" · ".join(f"{label} {value}" for label, value in pairs if value is not None), style="dim")
+
+
+def _irq(d: Dict[str, Any]) -> List:
+    parts: List = [_line(("hard IRQs", f"{d.get('hardirq_count', 0):,}"),
+                         ("in handlers", fmt_ns(d.get("hardirq_time_ns"))),
+                         ("softirqs", f"{d.get('softirq_count', 0):,}"),
+                         ("in softirq", fmt_ns(d.get("softirq_time_ns"))),
+                         ("stolen from targets", fmt_ns(d.get("stolen_from_targets_ns"))
+                          if d.get("targets") else None))]
+    dur = [("count", "count"), ("total", "total_ns"), ("P99", "p99_ns"), ("max", "max_ns")]
+    if d.get("hardirq"):
+        parts.append(_small_table("hard IRQs", d["hardirq"],
+                                  [("irq", "irq"), ("device", "name"), ("cpu", "cpu")] + dur))
+    if d.get("softirq"):
+        parts.append(_small_table("softirqs", d["softirq"], [("vector", "name"), ("cpu", "cpu")] + dur))
+    if d.get("recommendations"):
+        parts.append(_small_table("move these IRQs off the monitored CPUs", d["recommendations"],
+                                  [("irq", "irq"), ("device", "name"), ("command", "command")], limit=10))
+    return parts
+
+
+def _memory(d: Dict[str, Any]) -> List:
+    parts: List = [_line(("scope", d.get("scope")), ("minor faults", f"{d.get('minor_faults', 0):,}"),
+                         ("major faults", f"{d.get('major_faults', 0):,}"),
+                         ("TLB shootdowns", f"{d.get('tlb_shootdowns', 0):,}"),
+                         ("IPIs to monitored CPUs", f"{d.get('ipis_to_monitored', 0):,}"),
+                         ("NUMA migrations", f"{d.get('numa_migrations', 0):,}"))]
+    if d.get("by_pid"):
+        parts.append(_small_table("faults by process", d["by_pid"],
+                                  [("pid", "pid"), ("comm", "comm"), ("minor", "minor_faults"),
+                                   ("major", "major_faults")]))
+    if d.get("bursts"):
+        parts.append(_small_table("worst bursts", d["bursts"],
+                                  [("wall time", lambda r: str(r.get("wall_time", ""))[11:23]),
+                                   ("minor", "minor"), ("major", "major"),
+                                   ("top process", lambda r: f"{r.get('top_comm')} ({r.get('top_pid')})")], limit=3))
+    return parts
+
+
+def _syscall(d: Dict[str, Any]) -> List:
+    fx, sl = d.get("futex") or {}, d.get("sleeps") or {}
+    parts: List = [_line(("scope", d.get("scope")), ("futex waits", f"{fx.get('waits', 0):,}"),
+                         ("waited", fmt_ns(fx.get("total_wait_ns"))), ("P99 wait", fmt_ns(fx.get("p99_wait_ns"))),
+                         ("sleeps", f"{sl.get('count', 0):,}"), ("blocking calls", f"{d.get('blocking_calls', 0):,}"))]
+    if fx.get("by_addr"):
+        parts.append(_small_table("contended futexes", fx["by_addr"],
+                                  [("address", lambda r: f"{int(r['uaddr']):#x}"), ("pid", "pid"),
+                                   ("waits", "waits"), ("waiters", lambda r: _fmt("waiters", r.get("waiters"))),
+                                   ("total", "total_wait_ns"), ("max", "max_wait_ns")]))
+    if sl.get("by_pid"):
+        parts.append(_small_table("sleeps", sl["by_pid"],
+                                  [("pid", "pid"), ("comm", "comm"), ("count", "count"),
+                                   ("requested", "requested_ns"), ("actual", "actual_ns")]))
+    if d.get("syscalls"):
+        parts.append(_small_table("syscalls of the targets", d["syscalls"],
+                                  [("syscall", "name"), ("count", "count"), ("total", "total_ns"),
+                                   ("P99", "p99_ns"), ("max", "max_ns")]))
+    return parts
+
+
+def _network(d: Dict[str, Any]) -> List:
+    dl = d.get("delivery") or {}
+    parts: List = [_line(("interface", d.get("interface") or "all"), ("rx packets", f"{d.get('rx_packets', 0):,}"),
+                         ("delivered", f"{dl.get('count', 0):,}"), ("P50", fmt_ns(dl.get("p50_ns"))),
+                         ("P99", fmt_ns(dl.get("p99_ns"))), ("max", fmt_ns(dl.get("max_ns"))),
+                         ("dropped", f"{d.get('dropped_packets', 0):,}"))]
+    if d.get("napi"):
+        parts.append(_small_table("NAPI polls", d["napi"], [("device", "dev"), ("polls", "polls"),
+                                                            ("work", "work"), ("budget exhausted", "budget_exhausted")]))
+    if d.get("drops"):
+        parts.append(_small_table("drops by reason", d["drops"], [("reason", "reason"), ("count", "count")]))
+    return parts
+
+
+PANELS = {"isolation": _isolation, "irq": _irq, "memory": _memory, "syscall": _syscall, "network": _network}
 
 
 def render(report: dict, console: Console) -> None:
