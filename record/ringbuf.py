@@ -42,6 +42,50 @@ class RingReader:
     def pending_bytes(self) -> int:
         return int(self._prod[0] - self._cons[0])
 
+    def fill_fraction(self) -> float:
+        """How full the ring is (0..1): the drain polls sooner when it fills."""
+        return self.pending_bytes() / self.size
+
+    def drain_into(self, out: np.ndarray) -> int:
+        """Copy complete records into OUT (an array of the ring dtype) from
+        its start, release their space, return how many were copied.
+
+        One memcpy into memory the caller reuses: no allocation, no page
+        faults per drain.  Stops early when OUT is full.
+        """
+        cons = int(self._cons[0])
+        prod = int(self._prod[0])  # x86 is TSO: this load is an acquire
+        n = min((prod - cons) // self.slot, len(out))
+        if n <= 0:
+            return 0
+        start = cons & self.mask
+        view = self._data[start:start + n * self.slot].view(self.dtype)
+        lens = view["_len"]
+        busy = np.flatnonzero(lens & RINGBUF_BUSY_BIT)
+        if busy.size:
+            n = int(busy[0])
+            view = view[:n]
+            lens = lens[:n]
+        if n == 0:
+            return 0
+        if (lens != self.record_size).any():
+            bad = (lens & ~np.uint32(RINGBUF_BUSY_BIT | RINGBUF_DISCARD_BIT)) != self.record_size
+            if bad.any():
+                raise LatencyScopeError(
+                    f"ring buffer record of unexpected size {int(lens[bad][0] & 0x3fffffff)} "
+                    f"(expected {self.record_size}): BPF program and schema disagree")
+        # A byte copy: numpy's structured-dtype copy is ~10x slower.
+        out[:n].view(np.uint8)[:] = self._data[start:start + n * self.slot]
+        # Release the space only after the copy; the kernel may reuse it at once.
+        self._cons[0] = np.uint64(cons + n * self.slot)
+        disc = (out["_len"][:n] & RINGBUF_DISCARD_BIT) != 0
+        if disc.any():
+            self.discarded += int(disc.sum())
+            keep = out[:n][~disc]
+            n = len(keep)
+            out[:n] = keep
+        return n
+
     def drain(self, max_records: int = 1 << 22) -> np.ndarray:
         """Copy out every complete record and release its space.
 
