@@ -20,7 +20,8 @@ import os
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from collections.abc import MutableMapping
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import polars as pl
@@ -46,6 +47,151 @@ MAX_CPUS = 1 << 16
 PID_MAX_LIMIT = 1 << 22  # the kernel's hard ceiling for pid_max (include/linux/threads.h)
 
 
+class _Source:
+    """Where one table's batches come from, and how to repair them when read.
+
+    Tables are not decompressed into memory when a capture is opened: one
+    scanning pass checks them (``_scan``) and each analysis then reads only
+    the columns it needs, batch by batch.  The repair plan found by the scan
+    (rows with impossible values, exact duplicates, whether the table needs
+    a sort) is applied on every read, so every reader sees the same rows.
+    """
+
+    def __init__(self, kind: Optional[str], schema: pa.Schema):
+        self.kind = kind
+        self.schema = schema
+        self.rows = 0                   # rows after repair
+        self.bad_checks: List[tuple] = []   # (column, limit): rows above any are dropped
+        self.drop: Optional[np.ndarray] = None  # sorted raw row indices of duplicates
+        self.sorted = True              # rows are in time order as stored
+        self.late_ns = 0                # max lateness behind the running max ts (0 when sorted)
+        self.min_ts: Optional[int] = None
+        self.max_ts: Optional[int] = None
+        self.cpu_hist: Optional[np.ndarray] = None
+        self._table: Optional[pa.Table] = None
+
+    # raw batches, possibly projected: (raw row offset, batch)
+    def raw_batches(self, columns: Optional[Sequence[str]] = None) -> Iterator[Tuple[int, pa.RecordBatch]]:
+        raise NotImplementedError
+
+    def _needed(self, columns: Optional[Sequence[str]]) -> Optional[List[str]]:
+        if columns is None:
+            return None
+        cols = list(dict.fromkeys(columns))
+        for c, _ in self.bad_checks:
+            if c not in cols:
+                cols.append(c)
+        return [c for c in self.schema.names if c in cols]
+
+    def batches(self, columns: Optional[Sequence[str]] = None) -> Iterator[pa.RecordBatch]:
+        """Repaired batches in stored order (per-CPU time order; see ``late_ns``)."""
+        want = list(columns) if columns is not None else list(self.schema.names)
+        drop = self.drop
+        for off, b in self.raw_batches(self._needed(columns)):
+            n = b.num_rows
+            keep = None
+            for c, lim in self.bad_checks:
+                over = b.column(c).to_numpy() > lim
+                if over.any():
+                    keep = ~over if keep is None else keep & ~over
+            if drop is not None and len(drop):
+                lo, hi = np.searchsorted(drop, [off, off + n])
+                if hi > lo:
+                    keep = np.ones(n, dtype=bool) if keep is None else keep
+                    keep[drop[lo:hi] - off] = False
+            if keep is not None:
+                b = b.filter(pa.array(keep))
+            if b.schema.names != want:
+                b = b.select(want)
+            if b.num_rows:
+                yield b
+
+    def table(self) -> pa.Table:
+        """All columns, repaired and sorted by time (the whole table in memory)."""
+        if self._table is None:
+            t = pa.Table.from_batches(list(self.batches()), schema=self.schema)
+            if not self.sorted and t.num_rows > 1:
+                ts = t.column("ts_ns").to_numpy()
+                t = t.take(pa.array(np.argsort(ts, kind="stable")))
+            self._table = t
+        return self._table
+
+
+class _TableSource(_Source):
+    def __init__(self, kind, t: pa.Table):
+        super().__init__(kind, t.schema)
+        self._raw = t
+        self.rows = t.num_rows
+        if t.num_rows and "ts_ns" in t.column_names:
+            # A table handed over as is (not through _finish): its span and disorder.
+            ts = t.column("ts_ns").to_numpy().astype(np.int64)
+            self.min_ts, self.max_ts = int(ts.min()), int(ts.max())
+            self.late_ns = int((np.maximum.accumulate(ts) - ts).max())
+
+    def raw_batches(self, columns=None):
+        t = self._raw if columns is None else self._raw.select(columns)
+        off = 0
+        for b in t.to_batches():
+            yield off, b
+            off += b.num_rows
+
+
+class _StreamSource(_Source):
+    """An IPC stream in a (memory-mapped) buffer; only its first ``n_batches`` are good."""
+
+    def __init__(self, kind, schema, buf, n_batches: int):
+        super().__init__(kind, schema)
+        self._buf = buf
+        self.n_batches = n_batches
+
+    def raw_batches(self, columns=None):
+        names = self.schema.names
+        if columns is None:
+            idx, schema = None, self.schema
+        else:
+            idx = [names.index(c) for c in columns]
+            schema = pa.schema([self.schema.field(i) for i in idx])
+        # included_fields: the other columns' buffers are neither decompressed nor copied.
+        opts = pa.ipc.IpcReadOptions(included_fields=idx) if idx is not None else None
+        reader = pa.ipc.open_stream(pa.BufferReader(self._buf), options=opts)
+        off = 0
+        for _ in range(self.n_batches):
+            b = reader.read_next_batch()
+            yield off, pa.RecordBatch.from_arrays(b.columns, schema=schema)
+            off += b.num_rows
+
+
+class _Tables(MutableMapping):
+    """name -> pa.Table, read and repaired only when asked for (``Capture.arrow``)."""
+
+    def __init__(self, sources: Dict[str, _Source]):
+        self._src = sources
+
+    def source(self, name: str) -> Optional[_Source]:
+        return self._src.get(name)
+
+    def __getitem__(self, name):
+        return self._src[name].table()
+
+    def __setitem__(self, name, t):
+        self._src[name] = t if isinstance(t, _Source) else _TableSource(name, t)
+
+    def __delitem__(self, name):
+        del self._src[name]
+
+    def __iter__(self):
+        return iter(self._src)
+
+    def __len__(self):
+        return len(self._src)
+
+    def __contains__(self, name):
+        return name in self._src
+
+    def clear(self):
+        self._src.clear()
+
+
 @dataclass
 class Capture:
     path: str
@@ -55,21 +201,107 @@ class Capture:
     warnings: List[str] = field(default_factory=list)
     _frames: Dict[str, pl.DataFrame] = field(default_factory=dict)
 
+    def __post_init__(self):
+        if not isinstance(self.arrow, _Tables):
+            self.arrow = _Tables({n: _TableSource(n, t) for n, t in self.arrow.items()})
+
     # --- tables -------------------------------------------------------------
     def has_table(self, name: str) -> bool:
         return name in self.arrow
 
     def table(self, name: str) -> Optional[pl.DataFrame]:
-        """The event table KIND as a DataFrame, or None when not recorded."""
+        """The event table KIND as a DataFrame sorted by time, or None when not recorded.
+
+        The whole table in memory: analyses of large captures use ``frame``,
+        ``scan`` or ``chunks`` with the columns they need instead.
+        """
         if name not in self.arrow:
             return None
         if name not in self._frames:
             self._frames[name] = pl.from_arrow(self.arrow[name], rechunk=False)
         return self._frames[name]
 
-    def scan(self, name: str) -> Optional[pl.LazyFrame]:
-        df = self.table(name)
+    def frame(self, name: str, columns: Optional[Sequence[str]] = None) -> Optional[pl.DataFrame]:
+        """Only COLUMNS of table NAME (repaired), in stored order: each CPU's
+        events in time order, CPUs interleaved within ``late_ns``; None when not
+        recorded.  Cheap when the table was already read whole."""
+        src = self.arrow.source(name) if name in self.arrow else None
+        if src is None:
+            return None
+        cols = list(columns) if columns is not None else list(src.schema.names)
+        if name in self._frames:
+            return self._frames[name].select(cols)
+        if src._table is not None:
+            return pl.from_arrow(src._table.select(cols), rechunk=False)
+        bs = list(src.batches(cols))
+        schema = pa.schema([src.schema.field(c) for c in cols])
+        return pl.from_arrow(pa.Table.from_batches(bs, schema=schema), rechunk=False)
+
+    def scan(self, name: str, columns: Optional[Sequence[str]] = None) -> Optional[pl.LazyFrame]:
+        """``frame(name, columns)`` as a LazyFrame (stored order, not sorted by time)."""
+        df = self.frame(name, columns)
         return None if df is None else df.lazy()
+
+    def chunks(self, columns: Dict[str, Sequence[str]], rows: int = 4_000_000
+               ) -> Iterator[Dict[str, pl.DataFrame]]:
+        """The tables of COLUMNS (name -> columns) cut into consecutive time slices.
+
+        Each slice holds, for every named table, exactly its events with
+        start <= ts_ns < end (about ROWS events in all), in stored order; a
+        table not recorded is absent.  Events are read batch by batch, so
+        memory stays bounded by the slice size whatever the capture's size.
+        Stored order is time order per CPU but CPUs interleave, each at most
+        ``late_ns`` behind: a slice is cut only once every table has been read
+        that far past its end.
+        """
+        srcs = {n: self.arrow.source(n) for n in columns if n in self.arrow}
+        srcs = {n: s for n, s in srcs.items() if s.rows}
+        if not srcs:
+            return
+        lo = min(s.min_ts for s in srcs.values())
+        hi = max(s.max_ts for s in srcs.values())
+        total = sum(s.rows for s in srcs.values())
+        n_slices = max(1, -(-total // max(1, rows)))
+        step = max(1, -(-(hi - lo + 1) // n_slices))
+        its = {n: s.batches(columns[n]) for n, s in srcs.items()}
+        bufs: Dict[str, List[pl.DataFrame]] = {n: [] for n in srcs}
+        seen = {n: -1 for n in srcs}          # running max ts read so far
+        done = {n: False for n in srcs}
+        bound = lo
+        while True:
+            bound = bound + step
+            last = bound > hi
+            out = {}
+            for n, s in srcs.items():
+                while not done[n] and (last or seen[n] < bound + s.late_ns):
+                    b = next(its[n], None)
+                    if b is None:
+                        done[n] = True
+                        break
+                    df = pl.from_arrow(b, rechunk=False)
+                    if df.height:
+                        seen[n] = max(seen[n], int(df["ts_ns"].max()))
+                        bufs[n].append(df)
+                cols = list(columns[n])
+                cur = pl.concat(bufs[n], how="vertical") if bufs[n] else None
+                if cur is None:
+                    out[n] = pl.from_arrow(pa.schema([s.schema.field(c) for c in cols]).empty_table())
+                    continue
+                if last:
+                    out[n], bufs[n] = cur, []
+                else:
+                    inside = cur["ts_ns"] < bound
+                    out[n] = cur.filter(inside)
+                    rest = cur.filter(~inside)
+                    bufs[n] = [rest] if rest.height else []
+            if any(df.height for df in out.values()) or last:
+                yield out
+            if last:
+                return
+
+    def rows(self, name: str) -> int:
+        src = self.arrow.source(name) if name in self.arrow else None
+        return src.rows if src is not None else 0
 
     def has_module(self, module: str) -> bool:
         return module in self.modules and any(k.name in self.arrow for k in kinds_of(module))
@@ -109,12 +341,14 @@ class Capture:
 
     def _event_span(self):
         lo, hi = None, None
-        for t in self.arrow.values():
-            if t.num_rows:
-                col = t.column("ts_ns")
+        for name in self.arrow:
+            src = self.arrow.source(name)
+            a, b = src.min_ts, src.max_ts
+            if a is None and src.rows and "ts_ns" in src.schema.names:
                 import pyarrow.compute as pc
-                mm = pc.min_max(col)
+                mm = pc.min_max(src.table().column("ts_ns"))
                 a, b = mm["min"].as_py(), mm["max"].as_py()
+            if a is not None:
                 lo = a if lo is None else min(lo, a)
                 hi = b if hi is None else max(hi, b)
         return lo, hi
@@ -135,7 +369,7 @@ class Capture:
 
     @property
     def events(self) -> Dict[str, int]:
-        return {name: t.num_rows for name, t in self.arrow.items()}
+        return {name: self.arrow.source(name).rows for name in self.arrow}
 
     @property
     def lost(self) -> Dict[str, int]:
@@ -258,11 +492,12 @@ def _sanitize_manifest(m: dict, warnings: List[str]) -> dict:
     return m
 
 
-def _read_stream(source, name: str, warnings: List[str]) -> (pa.Table, bool):
-    """All complete batches of one IPC stream; (table, truncated)."""
+def _read_stream(source, name: str, warnings: List[str]) -> (_Source, bool):
+    """Check every complete batch of one IPC stream (a buffer) without keeping
+    it; (source of those batches, truncated).  ``source.checker`` holds the scan."""
     expected = arrow_schema(_KINDS[name])
     try:
-        reader = pa.ipc.open_stream(source)
+        reader = pa.ipc.open_stream(pa.BufferReader(source))
         schema = reader.schema.remove_metadata()
         names = schema.names
     except (pa.ArrowException, OSError, EOFError, UnicodeError) as exc:
@@ -271,7 +506,8 @@ def _read_stream(source, name: str, warnings: List[str]) -> (pa.Table, bool):
     if not schema.equals(expected.remove_metadata()):
         raise LatencyScopeError(f"table {name} does not have the schema this analyzer expects "
                                 f"(written by another version, or damaged): {', '.join(names)[:200]}")
-    batches, truncated = [], False
+    chk = _Checker(name, expected)
+    n_batches, truncated = 0, False
     while True:
         try:
             batch = reader.read_next_batch()
@@ -285,8 +521,11 @@ def _read_stream(source, name: str, warnings: List[str]) -> (pa.Table, bool):
             break
         # Our own schema (its units metadata), not the file's: metadata is not
         # checked above and damaged bytes there must not reach Polars.
-        batches.append(pa.RecordBatch.from_arrays(batch.columns, schema=expected))
-    return pa.Table.from_batches(batches, schema=expected), truncated
+        chk.feed(pa.RecordBatch.from_arrays(batch.columns, schema=expected))
+        n_batches += 1
+    src = _StreamSource(name, expected, source, n_batches)
+    src.checker = chk
+    return src, truncated
 
 
 def _first_line(exc: BaseException) -> str:
@@ -349,8 +588,8 @@ def _open(path: str) -> Capture:
         end = min(m.offset_data + m.size, size)
         if end < m.offset_data + m.size:
             truncated = True
-        buf = mm.read_at(max(0, end - m.offset_data), m.offset_data) if end > m.offset_data else b""
-        tables[kind], t = _read_stream(pa.BufferReader(buf), kind, warnings)
+        buf = mm.read_at(max(0, end - m.offset_data), m.offset_data) if end > m.offset_data else pa.py_buffer(b"")
+        tables[kind], t = _read_stream(buf, kind, warnings)
         truncated |= t
     return _finish(str(path), manifest, tables, truncated, warnings)
 
@@ -376,8 +615,8 @@ def _open_dir(path: str) -> Capture:
         if kind not in _KINDS:
             warnings.append(f"table {kind} is unknown to this analyzer; ignored")
             continue
-        with pa.memory_map(os.path.join(path, fn), "r") as src:
-            tables[kind], t = _read_stream(src, kind, warnings)
+        mm = pa.memory_map(os.path.join(path, fn), "r")
+        tables[kind], t = _read_stream(mm.read_at(mm.size(), 0), kind, warnings)
         truncated |= t
     return _finish(path, manifest, tables, truncated, warnings)
 
@@ -440,9 +679,192 @@ def _repair(name: str, t: pa.Table, warnings: List[str]) -> pa.Table:
     return t
 
 
+class _Checker:
+    """One pass over a table's batches, as they are read: what ``_repair``
+    would do, found without holding the table (impossible values, order,
+    exact duplicates), plus the figures the reader needs (span, CPUs).
+
+    Records of one CPU arrive in time order; CPUs interleave a few µs apart
+    (one shared ring, ts taken after the reserve).  Exact duplicates are
+    then neighbours among their CPU's records, so they are found per CPU.
+    A table whose CPUs are not each in time order (damaged, stitched, or
+    shuffled) is read whole and repaired by ``_repair`` instead.
+    """
+
+    def __init__(self, name: str, schema: pa.Schema):
+        self.name = name
+        names = schema.names
+        self.has_ts = "ts_ns" in names
+        self.has_cpu = "cpu" in names
+        self.checks = [("ts_ns", MAX_TS_NS, "timestamps beyond 2^63 ns")] if self.has_ts else []
+        k = _KINDS.get(name)
+        for f in (k.fields if k else ()):
+            limit = {"tid": PID_MAX_LIMIT, "tgid": PID_MAX_LIMIT, "cpu": MAX_CPUS}.get(f.unit)
+            if limit is not None and f.name in names and f.ctype != "comm":
+                self.checks.append((f.name, limit, f"{f.name} > {limit}"))
+        self.raw = 0
+        self.rows = 0
+        self.bad_rows = 0
+        self.bad_labels: set = set()
+        self.last_ts: Optional[int] = None
+        self.neg = 0
+        self.min_step = 0
+        self.run_max: Optional[int] = None
+        self.late = 0
+        self.percpu_ok = self.has_ts and self.has_cpu
+        self.carry: Dict[int, tuple] = {}
+        self.cand: List[tuple] = []
+        self.min_ts: Optional[int] = None
+        self.max_ts: Optional[int] = None
+        self.cpu_hist = np.zeros(0, dtype=np.int64)
+
+    def feed(self, b: pa.RecordBatch) -> None:
+        n = b.num_rows
+        off = self.raw
+        self.raw += n
+        if not n or not self.has_ts:
+            self.rows += n
+            return
+        bad = None
+        for col, lim, label in self.checks:
+            over = b.column(col).to_numpy() > lim
+            if over.any():
+                bad = over if bad is None else bad | over
+                self.bad_labels.add(label)
+        ts = b.column("ts_ns").to_numpy()
+        cpu = b.column("cpu").to_numpy() if self.has_cpu else None
+        rowpos = None
+        if bad is not None:
+            self.bad_rows += int(bad.sum())
+            rowpos = np.flatnonzero(~bad)
+            ts = ts[rowpos]
+            cpu = cpu[rowpos] if cpu is not None else None
+        m = len(ts)
+        self.rows += m
+        if not m:
+            return
+        ts = ts.astype(np.int64)   # <= MAX_TS_NS now
+        lo, hi = int(ts.min()), int(ts.max())
+        self.min_ts = lo if self.min_ts is None else min(self.min_ts, lo)
+        self.max_ts = hi if self.max_ts is None else max(self.max_ts, hi)
+        if m > 1 or self.last_ts is not None:
+            step = np.diff(ts, prepend=ts[:1] if self.last_ts is None else np.int64(self.last_ts))
+            s_min = int(step.min())
+            if s_min < 0:
+                self.neg += int((step < 0).sum())
+                self.min_step = min(self.min_step, s_min)
+        self.last_ts = int(ts[-1])
+        if self.neg:
+            rm = np.maximum.accumulate(ts)
+            if self.run_max is not None:
+                np.maximum(rm, self.run_max, out=rm)
+            self.late = max(self.late, int((rm - ts).max()))
+            self.run_max = int(rm[-1])
+        else:
+            self.run_max = int(ts[-1]) if self.run_max is None else max(self.run_max, int(ts[-1]))
+        if cpu is not None:
+            h = np.bincount(cpu.astype(np.int64))
+            if len(h) > len(self.cpu_hist):
+                h[: len(self.cpu_hist)] += self.cpu_hist
+                self.cpu_hist = h
+            else:
+                self.cpu_hist[: len(h)] += h
+        if self.percpu_ok:
+            self._per_cpu(b, off, ts, cpu, rowpos)
+
+    def _per_cpu(self, b, off, ts, cpu, rowpos) -> None:
+        order = np.argsort(cpu, kind="stable")
+        cs, tss = cpu[order], ts[order]
+        same = cs[1:] == cs[:-1]
+        if (same & (tss[1:] < tss[:-1])).any():
+            self.percpu_ok = False
+            return
+        eq = same & (tss[1:] == tss[:-1])
+        pos = [order[1:][eq], order[:-1][eq]] if eq.any() else []
+        starts = np.flatnonzero(np.r_[True, ~same])
+        ends = np.r_[starts[1:], len(cs)] - 1
+        for s, e in zip(starts.tolist(), ends.tolist()):   # per CPU, not per event
+            c = int(cs[s])
+            prev = self.carry.get(c)
+            if prev is not None:
+                if tss[s] < prev[0]:
+                    self.percpu_ok = False
+                    return
+                if tss[s] == prev[0]:
+                    self.cand.append((np.array([prev[1]]), prev[2]))
+                    pos.append(order[s:s + 1])
+            p = int(order[e])
+            r = p if rowpos is None else int(rowpos[p])
+            self.carry[c] = (int(tss[e]), off + r, b.slice(r, 1))
+        if pos:
+            p = np.unique(np.concatenate(pos))
+            r = p if rowpos is None else rowpos[p]
+            self.cand.append((off + r, b.take(pa.array(r))))
+
+    def duplicates(self) -> np.ndarray:
+        """Sorted raw row indices of exact duplicates (all but the first of each)."""
+        if not self.cand:
+            return np.zeros(0, dtype=np.int64)
+        idx = np.concatenate([i for i, _ in self.cand]).astype(np.int64)
+        t = pa.Table.from_batches([r for _, r in self.cand]) if isinstance(self.cand[0][1], pa.RecordBatch) \
+            else pa.concat_tables([r for _, r in self.cand])
+        idx, first = np.unique(idx, return_index=True)
+        sub = pl.from_arrow(t.take(pa.array(first)))
+        again = sub.select(~pl.struct(pl.all()).is_first_distinct()).to_series().to_numpy()
+        return idx[again]
+
+
+def _apply_scan(src: _Source, chk: _Checker, warnings: List[str]) -> _Source:
+    """Turn a finished scan into SRC's repair plan, with the warnings ``_repair`` gives."""
+    name = src.kind
+    if chk.has_ts and chk.rows and not chk.percpu_ok:
+        t = _repair(name, pa.Table.from_batches([b for _, b in src.raw_batches()], schema=src.schema), warnings)
+        out = _TableSource(name, t)
+        out._table = t
+        out.cpu_hist = None
+        return out
+    if chk.bad_rows:
+        what = [label for _, _, label in chk.checks if label in chk.bad_labels]
+        warnings.append(f"table {name}: {chk.bad_rows:,} events with impossible values ({', '.join(what)}) dropped")
+        src.bad_checks = [(c, lim) for c, lim, label in chk.checks if label in chk.bad_labels]
+    if chk.neg:
+        back = -chk.min_step
+        if back > DISORDER_WARN_NS:
+            warnings.append(f"table {name}: {chk.neg:,} events out of time order (up to "
+                            f"{back / 1e6:.3f} ms back); sorted by time before analysis -- the capture may "
+                            f"be damaged or stitched together")
+    src.sorted = chk.neg == 0
+    src.late_ns = chk.late
+    src.min_ts, src.max_ts = chk.min_ts, chk.max_ts
+    src.rows = chk.rows
+    src.cpu_hist = chk.cpu_hist
+    dup = chk.duplicates() if chk.rows >= 2 else np.zeros(0, dtype=np.int64)
+    if len(dup):
+        warnings.append(f"table {name}: {len(dup):,} duplicate events (identical in every field) dropped")
+        src.drop = dup
+        src.rows -= len(dup)
+        if chk.has_cpu:
+            idx = np.concatenate([i for i, _ in chk.cand])
+            cpus = np.concatenate([r.column("cpu").to_numpy() for _, r in chk.cand])
+            u, first = np.unique(idx, return_index=True)
+            dcpu = cpus[first][np.searchsorted(u, dup)]
+            np.subtract.at(src.cpu_hist, dcpu.astype(np.int64), 1)
+    return src
+
+
 def _finish(path, manifest, tables, truncated, warnings) -> Capture:
     manifest = _sanitize_manifest(manifest, warnings)
-    tables = {name: _repair(name, t, warnings) for name, t in tables.items()}
+    sources = {}
+    for name, t in tables.items():
+        if isinstance(t, _Source):
+            src, chk = t, t.checker
+            del t.checker
+        else:
+            src, chk = _TableSource(name, t), _Checker(name, t.schema)
+            for b in t.to_batches():
+                chk.feed(b)
+        sources[name] = _apply_scan(src, chk, warnings)
+    tables = _Tables(sources)
     incomplete = not manifest.get("complete", False)
     if incomplete:
         why = manifest.get("error")
@@ -459,9 +881,9 @@ def _finish(path, manifest, tables, truncated, warnings) -> Capture:
         warnings.append(f"table(s) {', '.join(missing)} listed in the manifest are missing from the "
                         f"capture (cut short?); treated as no events")
         for n in missing:
-            tables[n] = arrow_schema(_KINDS[n]).empty_table()
+            tables[n] = _TableSource(n, arrow_schema(_KINDS[n]).empty_table())
     for name, n in declared.items():
-        got = tables[name].num_rows if name in tables else 0
+        got = tables.source(name).rows if name in tables else 0
         if int(n) != got and name not in missing:
             warnings.append(f"manifest says {n} {name} events but the table holds {got}")
     recorded = set(manifest.get("modules") or [])
@@ -470,12 +892,21 @@ def _finish(path, manifest, tables, truncated, warnings) -> Capture:
     cap = Capture(path, manifest, tables, incomplete=incomplete or truncated, warnings=warnings)
     ncpu = cap.cpu_count
     if ncpu:
-        for name, t in tables.items():
-            if t.num_rows and "cpu" in t.column_names:
+        for name in tables:
+            src = tables.source(name)
+            if not src.rows or "cpu" not in src.schema.names:
+                continue
+            hist = getattr(src, "cpu_hist", None)
+            if hist is None:
                 import pyarrow.compute as pc
-                mx = pc.max(t.column("cpu")).as_py()
-                if mx is not None and mx >= ncpu:
-                    n = pc.sum(pc.greater_equal(t.column("cpu"), ncpu)).as_py()
-                    warnings.append(f"table {name} has {n:,} events from CPUs up to {mx}, beyond the "
-                                    f"manifest's {ncpu} CPUs: the manifest or the table is wrong")
+                col = src.table().column("cpu")
+                mx = pc.max(col).as_py()
+                n = pc.sum(pc.greater_equal(col, ncpu)).as_py() if mx is not None and mx >= ncpu else 0
+            else:
+                nz = np.flatnonzero(hist)
+                mx = int(nz[-1]) if len(nz) else None
+                n = int(hist[ncpu:].sum())
+            if mx is not None and mx >= ncpu:
+                warnings.append(f"table {name} has {n:,} events from CPUs up to {mx}, beyond the "
+                                f"manifest's {ncpu} CPUs: the manifest or the table is wrong")
     return cap

@@ -18,10 +18,23 @@ OCCUPANCY_SCHEMA = {"cpu": pl.UInt32, "start_ns": pl.UInt64, "end_ns": pl.UInt64
                     "kind": pl.String, "label": pl.String, "pid": pl.Int32}
 
 
-def task_intervals(sw: Optional[pl.DataFrame]) -> pl.DataFrame:
+def _overlapping(df: pl.DataFrame, windows, start: str, end: str) -> pl.DataFrame:
+    """Rows of DF whose [start, end) overlaps one of WINDOWS ((cpu, start_ns, end_ns), a handful)."""
+    if windows is None:
+        return df
+    hit = pl.lit(False)
+    for cpu, a, b in windows:
+        hit = hit | ((pl.col("cpu") == cpu) & (pl.col(start) < b) & (pl.col(end) > a))
+    return df.filter(hit)
+
+
+def task_intervals(sw: Optional[pl.DataFrame], windows=None) -> pl.DataFrame:
+    """On-CPU intervals of tasks; only those overlapping WINDOWS when given
+    (labels are then made for a few rows, not for every switch)."""
     if sw is None:
         return pl.DataFrame(schema=OCCUPANCY_SCHEMA)
-    return sw.filter(pl.col("next_pid") != 0).select(
+    sw = _overlapping(sw.filter(pl.col("next_pid") != 0), windows, "ts_ns", "end_ns")
+    return sw.select(
         cpu=pl.col("cpu"), start_ns=pl.col("ts_ns"), end_ns=pl.col("end_ns").cast(pl.UInt64),
         kind=pl.lit("task"),
         label=pl.format("{} ({})", pl.col("next_comm"), pl.col("next_pid")),
@@ -29,12 +42,15 @@ def task_intervals(sw: Optional[pl.DataFrame]) -> pl.DataFrame:
     )
 
 
-def occupancy(cap: Capture, sw: Optional[pl.DataFrame]) -> pl.DataFrame:
-    parts = [task_intervals(sw)]
+def occupancy(cap: Capture, sw: Optional[pl.DataFrame], windows=None) -> pl.DataFrame:
+    """Who occupied each CPU when; WINDOWS ((cpu, start_ns, end_ns), the few
+    delays to explain) limits it to what overlaps them."""
+    parts = [task_intervals(sw, windows)]
     for provider in _PROVIDERS:
         df = provider(cap)
         if df is not None and df.height:
-            parts.append(df.select(list(OCCUPANCY_SCHEMA)).cast(OCCUPANCY_SCHEMA))
+            parts.append(_overlapping(df.select(list(OCCUPANCY_SCHEMA)).cast(OCCUPANCY_SCHEMA),
+                                      windows, "start_ns", "end_ns"))
     return pl.concat(parts, how="vertical").sort("cpu", "start_ns")
 
 

@@ -105,9 +105,11 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
         kthread_ns = int(intr.filter(pl.col("kernel_thread"))["on_cpu_ns"].sum() or 0)
 
     # --- worst delays with their cause -----------------------------------------------
-    occ = causes.occupancy(cap, sw)
+    top_waits = waits.top_k(ctx.top, by="latency_ns").sort("latency_ns", descending=True, maintain_order=True)
+    occ = causes.occupancy(cap, sw, windows=[(int(r["cpu"]), int(r["ready_ns"]), int(r["run_ns"]))
+                                             for r in top_waits.iter_rows(named=True)])
     worst = []
-    for w in waits.sort("latency_ns", descending=True).head(ctx.top).iter_rows(named=True):
+    for w in top_waits.iter_rows(named=True):
         why = causes.explain(occ, int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"]), exclude_pid=w["pid"])
         worst.append({
             "ts_ns": int(w["run_ns"]), "wall_time": cap.wall_time(w["run_ns"]),

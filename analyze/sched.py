@@ -99,26 +99,29 @@ def runqueue_waits(cap: Capture) -> Optional[pl.DataFrame]:
     Columns: pid, cpu (where it then ran), comm, ready_ns, run_ns,
     latency_ns, reason ("wakeup" | "preempted").
     """
-    sw = cap.table("sched_switch")
+    # Only the columns the waits need (no names through the sort: the comm of
+    # each switch-in is gathered by row number at the end, for the waits kept).
+    sw = cap.frame("sched_switch", ["ts_ns", "prev_state", "cpu", "prev_pid", "next_pid"])
     if sw is None:
         return None
+    swl = sw.lazy().with_row_index("si")
     frames = [
         # O: switch-out (k=0)
-        sw.lazy().filter(pl.col("prev_pid") != 0).select(
+        swl.filter(pl.col("prev_pid") != 0).select(
             pid=pl.col("prev_pid"), ts_ns=pl.col("ts_ns"), k=pl.lit(0, pl.Int8),
-            runnable=runnable_expr(), cpu=pl.lit(None, pl.UInt32), comm=pl.lit(None, pl.String)),
+            runnable=runnable_expr(), cpu=pl.lit(None, pl.UInt32), si=pl.lit(None, pl.UInt32)),
         # S: switch-in (k=2)
-        sw.lazy().filter(pl.col("next_pid") != 0).select(
+        swl.filter(pl.col("next_pid") != 0).select(
             pid=pl.col("next_pid"), ts_ns=pl.col("ts_ns"), k=pl.lit(2, pl.Int8),
-            runnable=pl.lit(None, pl.Boolean), cpu=pl.col("cpu"), comm=pl.col("next_comm")),
+            runnable=pl.lit(None, pl.Boolean), cpu=pl.col("cpu"), si=pl.col("si")),
     ]
     for name in ("sched_wakeup", "sched_wakeup_new"):
-        w = cap.table(name)
+        w = cap.frame(name, ["ts_ns", "pid"])
         if w is not None:
             # R: became runnable (k=1)
             frames.append(w.lazy().select(
                 pid=pl.col("pid"), ts_ns=pl.col("ts_ns"), k=pl.lit(1, pl.Int8),
-                runnable=pl.lit(None, pl.Boolean), cpu=pl.lit(None, pl.UInt32), comm=pl.lit(None, pl.String)))
+                runnable=pl.lit(None, pl.Boolean), cpu=pl.lit(None, pl.UInt32), si=pl.lit(None, pl.UInt32)))
     ev = (
         pl.concat(frames, how="vertical")
         .sort("pid", "ts_ns", "k")
@@ -133,16 +136,18 @@ def runqueue_waits(cap: Capture) -> Optional[pl.DataFrame]:
         r_ts=pl.col("ts_ns").filter(pl.col("k") == 1).min(),
         run_ns=pl.col("ts_ns").filter(pl.col("k") == 2).first(),
         cpu=pl.col("cpu").filter(pl.col("k") == 2).first(),
-        comm=pl.col("comm").filter(pl.col("k") == 2).first(),
+        si=pl.col("si").filter(pl.col("k") == 2).first(),
     )
-    return (
+    waits = (
         g.with_columns(
             ready_ns=pl.when(pl.col("o_runnable").fill_null(False)).then(pl.col("o_ts")).otherwise(pl.col("r_ts")),
             reason=pl.when(pl.col("o_runnable").fill_null(False)).then(pl.lit("preempted")).otherwise(pl.lit("wakeup")),
         )
         .filter(pl.col("ready_ns").is_not_null() & pl.col("run_ns").is_not_null())
         .with_columns(latency_ns=(pl.col("run_ns").cast(pl.Int64) - pl.col("ready_ns").cast(pl.Int64)))
-        .select("pid", "cpu", "comm", "ready_ns", "run_ns", "latency_ns", "reason")
+        .select("pid", "cpu", "si", "ready_ns", "run_ns", "latency_ns", "reason")
         .sort("run_ns")
         .collect()
     )
+    comm = cap.frame("sched_switch", ["next_comm"])["next_comm"].gather(waits["si"])
+    return waits.with_columns(comm=comm).select("pid", "cpu", "comm", "ready_ns", "run_ns", "latency_ns", "reason")
