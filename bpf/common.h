@@ -80,14 +80,6 @@ static __always_inline void ls_count_lost(u32 kind)
         (*v)++;
 }
 
-/* A staged batch of N records that could not be pushed to its ring. */
-static __always_inline void ls_count_lost_n(u32 kind, u32 n)
-{
-    u64 *v = ls_lost.lookup(&kind);
-    if (v)
-        *v += n;
-}
-
 /* Records are submitted with BPF_RB_NO_WAKEUP: the drain polls on a timer,
  * and a wakeup per record would cost an irq_work in the traced context.
  * (BCC cannot rewrite map calls inside macros, so each program spells out

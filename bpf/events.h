@@ -57,15 +57,6 @@ _Static_assert(__builtin_offsetof(struct ls_sched_switch, next_pid) == 32, "sche
 _Static_assert(__builtin_offsetof(struct ls_sched_switch, next_prio) == 36, "sched_switch.next_prio");
 _Static_assert(__builtin_offsetof(struct ls_sched_switch, prev_comm) == 40, "sched_switch.prev_comm");
 _Static_assert(__builtin_offsetof(struct ls_sched_switch, next_comm) == 56, "sched_switch.next_comm");
-/* 32 sched_switch records staged per CPU, pushed with one bpf_ringbuf_output. */
-#define LS_STAGE_SCHED_SWITCH 32
-struct ls_sched_switch_batch {
-    __u32 count;             /* records used, 1..32 */
-    __u32 _pad;             
-    struct ls_sched_switch rec[32];
-};
-_Static_assert(sizeof(struct ls_sched_switch_batch) == 2312, "sched_switch batch size");
-_Static_assert(__builtin_offsetof(struct ls_sched_switch_batch, rec) == 8, "sched_switch batch rec");
 
 /* sched:sched_wakeup: A sleeping task was made runnable. */
 struct ls_sched_wakeup {
@@ -87,15 +78,6 @@ _Static_assert(__builtin_offsetof(struct ls_sched_wakeup, prio) == 20, "sched_wa
 _Static_assert(__builtin_offsetof(struct ls_sched_wakeup, waker_pid) == 24, "sched_wakeup.waker_pid");
 _Static_assert(__builtin_offsetof(struct ls_sched_wakeup, waker_tgid) == 28, "sched_wakeup.waker_tgid");
 _Static_assert(__builtin_offsetof(struct ls_sched_wakeup, comm) == 32, "sched_wakeup.comm");
-/* 32 sched_wakeup records staged per CPU, pushed with one bpf_ringbuf_output. */
-#define LS_STAGE_SCHED_WAKEUP 32
-struct ls_sched_wakeup_batch {
-    __u32 count;             /* records used, 1..32 */
-    __u32 _pad;             
-    struct ls_sched_wakeup rec[32];
-};
-_Static_assert(sizeof(struct ls_sched_wakeup_batch) == 1544, "sched_wakeup batch size");
-_Static_assert(__builtin_offsetof(struct ls_sched_wakeup_batch, rec) == 8, "sched_wakeup batch rec");
 
 /* sched:sched_wakeup_new: A newly forked task was made runnable for the first time. */
 struct ls_sched_wakeup_new {

@@ -6,8 +6,6 @@ nothing but the optional live status line (to a terminal only).
 from __future__ import annotations
 
 import ctypes
-
-import numpy as np
 import os
 import signal
 import sys
@@ -24,7 +22,7 @@ from latencyscope.record import host, preflight
 from latencyscope.record.ringbuf import RingReader
 from latencyscope.record.writer import CaptureWriteError, CaptureWriter
 from latencyscope.schemas import EVENT_KINDS, MODULES, kinds_of
-from latencyscope.schemas.codegen import batch_dtype, slot_dtype, slot_payload_size, stage_records
+from latencyscope.schemas.codegen import slot_dtype, slot_payload_size
 
 FLUSH_INTERVAL_S = 1.0   # design: a crash loses at most the last second
 LOSS_MANIFEST_INTERVAL_S = 5.0  # loss so far goes into the manifest: a killed capture still shows it
@@ -178,15 +176,6 @@ def _normal_scheduling() -> None:
         pass
 
 
-def _staged_remainder(b, k) -> np.ndarray:
-    """Records KIND's per-CPU staging batches still hold (programs detached)."""
-    t = b.get_table(f"st_{k.name}")
-    raw = np.frombuffer(bytes(t.getvalue(t.Key(0))), dtype=batch_dtype(k))
-    n = stage_records(k)
-    count = np.minimum(raw["count"], n)
-    return raw["recs"][np.arange(n)[None, :] < count[:, None]]
-
-
 def _drain(reader: RingReader, writer: CaptureWriter, k) -> int:
     """Move everything pending in KIND's ring into the writer; return slots moved."""
     moved = 0
@@ -306,9 +295,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             "notes": notes,
             "module_facts": _call_hooks(modules, "manifest", cfg, pf.tracefs),
             "recorder": {"drain_scheduling": scheduling, "rt_priority": cfg.rt_priority,
-                         "poll_interval_s": [POLL_BUSY_S, POLL_INTERVAL_S],
-                         "staged_records_per_batch": {k.name: stage_records(k) for k in kinds
-                                                      if stage_records(k)}},
+                         "poll_interval_s": [POLL_BUSY_S, POLL_INTERVAL_S]},
         }
         writer.write_manifest(manifest)
         writer.started = True
@@ -328,7 +315,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
                 for k in kinds:
                     r = readers[k.name]
                     busy |= r.fill_fraction() >= BUSY_FILL
-                    total += _drain(r, writer, k) * max(1, stage_records(k))  # status only: batches ~ full
+                    total += _drain(r, writer, k)
                 if finishing:
                     break
                 if now - last_flush >= FLUSH_INTERVAL_S or writer.slots_full():
@@ -348,14 +335,12 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
                 time.sleep(sleep)
 
             end_clock = host.clock_offsets()
-            # Detach, then take what the rings and the per-CPU staging
-            # batches still hold: nothing is written into them any more.
+            # Detach, then take what the rings still hold: the window is
+            # closed and nothing is written into them any more.
             for tp in list(b.tracepoint_fds):
                 b.detach_tracepoint(tp)
             for k in kinds:
                 _drain(readers[k.name], writer, k)
-                if stage_records(k):
-                    writer.append(k, _staged_remainder(b, k))
             lost = _lost_by_kind(b, kinds)
             end_facts = _call_hooks(modules, "before_detach", b, cfg)
             for m, facts in end_facts.items():

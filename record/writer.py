@@ -50,32 +50,10 @@ def comm_array(col: np.ndarray) -> pa.Array:
     return names.take(d.indices)
 
 
-def _columns(k: EventKind, records: np.ndarray):
-    """(field, contiguous 1-D column) for every field of KIND.
-
-    RECORDS is an array of the record dtype, of ring slots (header + record)
-    or of staged ring slots (header + count + N records; only the first
-    ``count`` of each are real).
-    """
-    names = records.dtype.names or ()
-    if "recs" not in names:
-        for f in k.fields:
-            yield f, np.ascontiguousarray(records[f.name])
-        return
-    recs = records["recs"]                      # (batches, N) records
-    count = records["count"]
-    per = recs.shape[1]
-    mask = None
-    if len(count) and int(count.min()) < per:
-        mask = (np.arange(per, dtype=np.uint32)[None, :] < count[:, None]).reshape(-1)
-    for f in k.fields:
-        col = np.ascontiguousarray(recs[f.name]).reshape(-1)
-        yield f, (col if mask is None else col[mask])
-
-
 def to_record_batch(k: EventKind, records: np.ndarray, schema: pa.Schema) -> pa.RecordBatch:
     cols = []
-    for f, col in _columns(k, records):
+    for f in k.fields:
+        col = np.ascontiguousarray(records[f.name])
         cols.append(comm_array(col) if f.ctype == "comm" else pa.array(col))
     return pa.RecordBatch.from_arrays(cols, schema=schema)
 
@@ -191,7 +169,7 @@ class CaptureWriter:
     @property
     def pending_rows(self) -> int:
         n = sum(len(c) for chunks in self._pending.values() for c in chunks)
-        return n + sum(self._used.values())  # slots: batches of staged kinds count once
+        return n + sum(self._used.values())
 
     def _error(self, what: str, exc: OSError) -> CaptureWriteError:
         why = "disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))

@@ -51,52 +51,14 @@ def ring_dtype(k: EventKind) -> np.dtype:
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
 
 
-def stage_records(k: EventKind) -> int:
-    """Records per in-kernel per-CPU batch for this kind; 0 = one ring record per event.
-
-    Declared beside the kind as ``STAGED = {kind name: N}`` in ``schemas/<module>.py``.
-    """
-    import importlib
-
-    mod = importlib.import_module(f"latencyscope.schemas.{k.module}")
-    return int(getattr(mod, "STAGED", {}).get(k.name, 0))
-
-
-# A staged batch: u32 count (records used, 1..N), u32 padding, then N records.
-BATCH_HDR_SIZE = 8
-
-
-def batch_size(k: EventKind) -> int:
-    """Bytes of ``struct ls_<kind>_batch`` (what one bpf_ringbuf_output carries)."""
-    return BATCH_HDR_SIZE + stage_records(k) * k.record_size
-
-
-@lru_cache(maxsize=None)
-def batch_dtype(k: EventKind) -> np.dtype:
-    """``struct ls_<kind>_batch`` as numpy: count, padding, N records."""
-    n = stage_records(k)
-    assert n > 0, f"{k.name} is not staged"
-    return np.dtype({"names": ["count", "_pad", "recs"],
-                     "formats": ["<u4", "<u4", (record_dtype(k), (n,))],
-                     "offsets": [0, 4, BATCH_HDR_SIZE], "itemsize": batch_size(k)})
-
-
-@lru_cache(maxsize=None)
 def slot_dtype(k: EventKind) -> np.dtype:
-    """One ring-buffer slot of this kind: a record, or a batch of them when staged."""
-    if not stage_records(k):
-        return ring_dtype(k)
-    bd = batch_dtype(k)
-    size = (RINGBUF_HDR_SIZE + bd.itemsize + 7) & ~7
-    return np.dtype({"names": ["_len", "_pg_off", "count", "recs"],
-                     "formats": ["<u4", "<u4", "<u4", bd.fields["recs"][0]],
-                     "offsets": [0, 4, RINGBUF_HDR_SIZE, RINGBUF_HDR_SIZE + BATCH_HDR_SIZE],
-                     "itemsize": size})
+    """One ring-buffer slot of this kind (what the drain copies)."""
+    return ring_dtype(k)
 
 
 def slot_payload_size(k: EventKind) -> int:
     """The length the ring header of one slot must carry."""
-    return batch_size(k) if stage_records(k) else k.record_size
+    return k.record_size
 
 
 def arrow_schema(k: EventKind):
@@ -138,20 +100,6 @@ def c_header() -> str:
             lines.append("_Static_assert(__builtin_offsetof(struct %s, %s) == %d, \"%s.%s\");"
                          % (k.c_struct, f.name, off, k.name, f.name))
             off += f.size
-        n = stage_records(k)
-        if n:
-            lines.append("/* %d %s records staged per CPU, pushed with one bpf_ringbuf_output. */"
-                         % (n, k.name))
-            lines.append("#define LS_STAGE_%s %d" % (k.name.upper(), n))
-            lines.append("struct %s_batch {" % k.c_struct)
-            lines.append("    %-24s /* records used, 1..%d */" % ("__u32 count;", n))
-            lines.append("    %-24s" % "__u32 _pad;")
-            lines.append("    %-24s" % ("struct %s rec[%d];" % (k.c_struct, n)))
-            lines.append("};")
-            lines.append("_Static_assert(sizeof(struct %s_batch) == %d, \"%s batch size\");"
-                         % (k.c_struct, batch_size(k), k.name))
-            lines.append("_Static_assert(__builtin_offsetof(struct %s_batch, rec) == %d, \"%s batch rec\");"
-                         % (k.c_struct, BATCH_HDR_SIZE, k.name))
         lines.append("")
     lines.append("#endif")
     return "\n".join(lines) + "\n"

@@ -1,13 +1,6 @@
 """Isolation Verifier events: who runs where, who waits, who moves."""
 from latencyscope.schemas.events import CPU, TS, EventKind, Field
 
-# Kinds staged per CPU in the kernel: records are collected N at a time in a
-# per-CPU batch and pushed to the ring with one bpf_ringbuf_output, so the
-# shared ring's lock and positions are touched once per N events instead of
-# once per event (the highest-rate tracepoints only).  The batch layout
-# (struct ls_<kind>_batch / codegen.batch_ring_dtype) is generated from this.
-STAGED = {"sched_switch": 32, "sched_wakeup": 32}
-
 _WAKEUP_FIELDS = (
     TS,
     CPU,
