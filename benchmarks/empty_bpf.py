@@ -10,6 +10,8 @@ Runs under the distro Python (BCC's binding lives in dist-packages), e.g.
 ``/usr/bin/python3 benchmarks/empty_bpf.py sched:sched_switch sched:sched_wakeup``.
 Prints one line ``ready NAME=TRACEPOINT ...`` once everything is attached.
 Program names are ``empty__CATEGORY__EVENT`` (bpftool shows the full name).
+``raw_tp:NAME`` (e.g. ``raw_tp:sys_enter``) attaches a raw tracepoint program
+instead, named ``empty__raw_tp__NAME``: the floor of raw tracepoint programs.
 """
 from __future__ import annotations
 
@@ -33,7 +35,10 @@ def main(argv) -> int:
 
     b = BPF(text=source(tracepoints))
     for tp in tracepoints:
-        b.attach_tracepoint(tp=tp, fn_name=program_name(tp))
+        if tp.startswith("raw_tp:"):
+            b.attach_raw_tracepoint(tp=tp.split(":", 1)[1], fn_name=program_name(tp))
+        else:
+            b.attach_tracepoint(tp=tp, fn_name=program_name(tp))
     stop = []
     signal.signal(signal.SIGINT, lambda *a: stop.append(1))
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))

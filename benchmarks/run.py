@@ -16,6 +16,10 @@ Parts (each bounded in time; see docs/benchmarks.md for the results):
   5. analysis wall time / peak RSS: perf sched latency vs latencyscope-analyze
      on captures of the same workload recorded at the same time; --big adds a
      100 M-event synthetic capture (benchmarks/gen_capture.py)
+  6. syscall tracing cost: ns per syscall of a process that is not the --pid
+     target (untraced / empty raw and classic programs / --modules syscall),
+     and bpf_stats of the syscall programs beside an empty raw tracepoint
+     program (`--only syscall` updates just that section of docs/benchmarks.md)
 
 Needs root, stress-ng, fio, perf, bpftool, bpfcc-tools; a missing tool skips
 its rows with a note.  Nothing here is a test: the suite only smoke-tests the
@@ -354,6 +358,7 @@ class Untraced(Tracer):
 
 class LatencyScopeRecord(Tracer):
     name, label = "latencyscope", "latencyscope-record --modules isolation"
+    modules = "isolation"
 
     def __init__(self, extra: Optional[List[str]] = None, prefix: Optional[List[str]] = None):
         self.extra = extra or []
@@ -370,7 +375,7 @@ class LatencyScopeRecord(Tracer):
             elif p.exists():
                 p.unlink()
         self.child = Child(tag + ".record", [*self.prefix, str(BIN / "latencyscope-record"), "-o", str(self.path),
-                                             "--modules", "isolation", "-q", *self.extra], work).start()
+                                             "--modules", self.modules, "-q", *self.extra], work).start()
         ready = Path(str(self.path) + ".partial") / "manifest.json"
         if not self.child.wait_for(ready.exists, 60):
             self.child.stop()
@@ -943,6 +948,201 @@ def part_big(cfg: Config) -> dict:
 
 # --------------------------------------------------------------------------- environment
 
+# --------------------------------------------------------------------------- syscall tracing cost
+
+SYSCALL_LOOP_C = r"""
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+/* CPU time of this thread: time other tasks take from the CPU is not counted. */
+static long long now(void) { struct timespec t; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); return t.tv_sec * 1000000000LL + t.tv_nsec; }
+int main(int argc, char **argv) {
+    long n = argc > 1 ? atol(argv[1]) : 1000000;
+    int rounds = argc > 2 ? atoi(argv[2]) : 5;
+    for (int r = 0; r < rounds; r++) {
+        long long t0 = now();
+        for (long i = 0; i < n; i++) syscall(SYS_getppid);
+        printf("%.2f\n", (double)(now() - t0) / n);
+        fflush(stdout);
+    }
+    return 0;
+}
+"""
+SYSCALL_RAW_TPS = ["raw_tp:sys_enter", "raw_tp:sys_exit"]
+SYSCALL_CLASSIC_TPS = ["raw_syscalls:sys_enter", "raw_syscalls:sys_exit"]
+
+
+def _syscall_record(*extra: str) -> "LatencyScopeRecord":
+    t = LatencyScopeRecord(extra=list(extra))
+    t.modules = "syscall"
+    return t
+
+
+def syscall_loop_ns(binary: Path, cpu: int, calls: int, rounds: int) -> Optional[float]:
+    """ns (thread CPU time) per getppid of an untraced process pinned on CPU: the median of ROUNDS loops."""
+    r = run_cmd(["taskset", "-c", str(cpu), str(binary), str(calls), str(rounds)], timeout=300)
+    vals = [float(x) for x in r.stdout.split()]
+    return statistics.median(vals) if vals else None
+
+
+def part_syscall(cfg: Config) -> dict:
+    """Cost of --modules syscall on a process that is NOT the --pid target.
+
+    A tiny C loop of getppid (raw syscall, no libc caching) is timed untraced,
+    under an empty raw tracepoint program on sys_enter+sys_exit (the floor of
+    the mechanism), under empty classic raw_syscalls programs (the floor of
+    the mechanism used before), under ``latencyscope-record --modules syscall
+    --pid SLEEPER`` (another process is the target) and without --pid
+    (futex/sleep system-wide); configurations interleaved, repeated.  Then
+    bpf_stats ns/run of each of the module's programs beside an empty raw
+    tracepoint program on the same hook, same run.
+    """
+    if not have("gcc"):
+        return {"skipped": "gcc not installed"}
+    src, binary = cfg.work / "syscall_loop.c", cfg.work / "syscall_loop"
+    src.write_text(SYSCALL_LOOP_C)
+    r = run_cmd(["gcc", "-O2", "-o", str(binary), str(src)], timeout=120)
+    if r.returncode:
+        return {"skipped": f"gcc failed: {r.stderr[-300:]}"}
+    calls = 500_000 if cfg.quick else 2_000_000
+    rounds = 5
+    cpu = 0
+    sleeper = Child("syscall.target", ["sleep", "100000"], cfg.work).start()
+    target = sleeper.proc.pid
+    configs = [
+        ("untraced", "untraced", lambda: None),
+        ("empty-raw", "empty raw tracepoint programs on sys_enter + sys_exit (floor)",
+         lambda: EmptyBpf(SYSCALL_RAW_TPS)),
+        ("empty-classic", "empty classic programs on raw_syscalls:sys_enter + sys_exit",
+         lambda: EmptyBpf(SYSCALL_CLASSIC_TPS)),
+        ("ls-pid-other", "latencyscope-record --modules syscall --pid OTHER",
+         lambda: _syscall_record("--pid", str(target))),
+        ("ls-system-wide", "latencyscope-record --modules syscall (no --pid: futex/sleep of every process)",
+         lambda: _syscall_record()),
+    ]
+    runs: Dict[str, List[float]] = {name: [] for name, _, _ in configs}
+    try:
+        for i in range(cfg.repeats):
+            for name, label, make in configs:
+                tracer = make()
+                busy = wait_quiet(cfg.quiet_wait)
+                if tracer is not None:
+                    tracer.start(cfg.work, f"sys{i}-{name}")
+                try:
+                    v = syscall_loop_ns(binary, cpu, calls, rounds)
+                finally:
+                    if tracer is not None:
+                        tracer.stop()
+                cfg.log(f"   {name:16s} {v:8.1f} ns/syscall (busy before {busy:.0%})")
+                if v:
+                    runs[name].append(v)
+        stats = syscall_bpf_stats(cfg, binary, cpu, calls, target)
+    finally:
+        sleeper.stop(signal.SIGKILL)
+    base = statistics.median(runs["untraced"]) if runs["untraced"] else None
+    table = {}
+    for name, label, _ in configs:
+        med = statistics.median(runs[name]) if runs[name] else None
+        table[name] = {"label": label, "ns_per_syscall": runs[name], "median_ns": med,
+                       "added_ns": (med - base) if med is not None and base is not None else None}
+    return {"cpu": cpu, "calls": calls, "rounds": rounds, "repeats": cfg.repeats, "configs": table,
+            "bpf_stats": stats,
+            "note": "thread CPU ns per getppid of a C loop pinned on one CPU (median of rounds, then of repeats); "
+                    "the --pid target is a sleeping process, never the loop."}
+
+
+def syscall_bpf_stats(cfg: Config, binary: Path, cpu: int, calls: int, target: int) -> dict:
+    """bpf_stats ns/run of the syscall module's programs (--pid OTHER) beside empty raw programs."""
+    if not have("bpftool"):
+        return {"skipped": "bpftool not installed"}
+    stats = Path("/proc/sys/kernel/bpf_stats_enabled")
+    old = stats.read_text().strip()
+    ls = _syscall_record("--pid", str(target))
+    empty = EmptyBpf(SYSCALL_RAW_TPS)
+    stats.write_text("1")
+    try:
+        empty.start(cfg.work, "sysstats")
+        ls.start(cfg.work, "sysstats")
+        loop = syscall_loop_ns(binary, cpu, calls, 3)
+        mine = {i: "latencyscope" for i in prog_ids_of(ls.child.proc.pid)}
+        mine.update({i: "empty" for i in prog_ids_of(empty.child.proc.pid)})
+        progs = [p for p in bpftool_progs() if p.get("id") in mine]
+        ls.stop()
+        empty.stop()
+    finally:
+        stats.write_text(old)
+    rows = {}
+    for p in progs:
+        name = p.get("name", "")
+        hook = {"sys_enter": "sys_enter", "raw_tracepoint__sys_enter": "sys_enter", "empty__raw_tp__sys_enter": "sys_enter",
+                "sys_exit": "sys_exit", "raw_tracepoint__sys_exit": "sys_exit", "empty__raw_tp__sys_exit": "sys_exit"}.get(name)
+        hook = hook or ("sys_enter" if name.endswith("sys_enter") else "sys_exit" if name.endswith("sys_exit") else name)
+        if not p.get("run_cnt"):
+            continue
+        rows.setdefault(hook, {})[mine[p["id"]]] = {
+            "id": p["id"], "name": name, "type": p.get("type"), "run_cnt": p["run_cnt"],
+            "ns_per_run": p["run_time_ns"] / p["run_cnt"], "insns": p.get("bytes_xlated", 0) // 8 or None}
+    for r in rows.values():
+        if "latencyscope" in r and "empty" in r:
+            r["ratio"] = r["latencyscope"]["ns_per_run"] / r["empty"]["ns_per_run"]
+    return {"programs": rows, "loop_ns_with_stats": loop,
+            "note": "run_time_ns / run_cnt with bpf_stats_enabled=1 (the timing itself adds tens of ns per run "
+                    "here, to both columns); nearly every run is a syscall of a process that is not the target."}
+
+
+def render_syscall(res: dict) -> str:
+    """The "Syscall tracing cost" section of docs/benchmarks.md."""
+    s = res.get("syscall") or {}
+    out = [SYSCALL_SECTION, "", f"Run {res.get('date')} (`{res.get('command')}`), "
+           f"kernel {res.get('machine', {}).get('kernel')}, {res.get('machine', {}).get('nproc')} CPUs ({res.get('machine', {}).get('model_name')}).", ""]
+    if "skipped" in s:
+        return "\n".join(out + [f"Skipped: {s['skipped']}", ""])
+    out += ["Cost on a process that is **not** traced: a C loop of `getppid` pinned on CPU "
+            f"{s['cpu']} ({s['calls']:,} calls x {s['rounds']} rounds, median; {s['repeats']} interleaved "
+            "repeats, median), while the recorder's `--pid` target is another (sleeping) process.", "",
+            "| configuration | ns/syscall (median) | added ns/syscall | runs |", "|---|---:|---:|---|"]
+    for name, c in s["configs"].items():
+        med = "-" if c["median_ns"] is None else f"{c['median_ns']:.0f}"
+        add = "-" if c["added_ns"] is None or name == "untraced" else f"{c['added_ns']:+.0f}"
+        out.append(f"| {c['label']} | {med} | {add} | {', '.join(f'{v:.0f}' for v in c['ns_per_syscall'])} |")
+    st = s.get("bpf_stats") or {}
+    out += [""]
+    if "skipped" in st:
+        out.append(f"bpf_stats skipped: {st['skipped']}")
+    else:
+        out += ["In-kernel cost per run (bpf_stats) of the module's programs with `--pid OTHER`, beside an "
+                "empty raw tracepoint program on the same hook, same run:", "",
+                "| hook | program | ns/run | empty ns/run | ratio | runs |", "|---|---|---:|---:|---:|---:|"]
+        for hook, r in sorted(st.get("programs", {}).items()):
+            ls, em = r.get("latencyscope"), r.get("empty")
+            if not ls:
+                continue
+            out.append(f"| {hook} | {ls['name']} ({ls['type']}) | {ls['ns_per_run']:.1f} | "
+                       f"{em['ns_per_run']:.1f} | {r['ratio']:.2f}x | {ls['run_cnt']:,} |" if em else
+                       f"| {hook} | {ls['name']} ({ls['type']}) | {ls['ns_per_run']:.1f} | - | - | {ls['run_cnt']:,} |")
+        out += ["", st.get("note", "")]
+    out += ["", s.get("note", ""), ""]
+    return "\n".join(out)
+
+
+SYSCALL_SECTION = "## Syscall tracing cost"
+
+
+def write_syscall_section(path: Path, section: str) -> None:
+    """Replace (or append) the syscall section of PATH, keeping everything else."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find(SYSCALL_SECTION)
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        nxt = text.find("\n## ", start + len(SYSCALL_SECTION))
+        text = text[:start] + section.rstrip("\n") + "\n" + (text[nxt:] if nxt >= 0 else "")
+    path.write_text(text)
+
+
 def machine() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text()
     m = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M)
@@ -1341,7 +1541,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write the raw results as JSON here")
     ap.add_argument("--seconds", type=float, help="workload seconds per observer run")
     ap.add_argument("--repeats", type=int, help="observer-effect repetitions")
-    ap.add_argument("--only", help="comma list of parts: observer,cost,loss,capture,big")
+    ap.add_argument("--only", help="comma list of parts: observer,cost,loss,capture,big,syscall")
     ap.add_argument("--quiet-wait", type=float, default=3.0,
                     help="max seconds to wait before each run for the machine to be <10%% busy")
     ap.add_argument("--workdir", help="scratch directory (default: a temporary one, removed)")
@@ -1362,7 +1562,7 @@ def main(argv=None) -> int:
                  repeats=a.repeats or (1 if a.quick else 3), quick=a.quick, big=a.big,
                  big_events=int(a.big_events), big_rss_kill_bytes=int(min(1.5 * 4 * 2**30, 0.5 * (machine()["mem_bytes"] or 8 << 30))),
                  quiet_wait=a.quiet_wait, log=lambda s: print(s, file=sys.stderr, flush=True))
-    parts = set((a.only or "observer,cost,loss,capture" + (",big" if a.big else "")).split(","))
+    parts = set((a.only or "observer,cost,loss,capture,syscall" + (",big" if a.big else "")).split(","))
     cmd = "python benchmarks/run.py" + "".join(f" {x}" for x in (argv if argv is not None else sys.argv[1:]))
     res = {"date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "command": cmd,
            "machine": machine(), "versions": tool_versions(), "notes": []}
@@ -1407,6 +1607,9 @@ def main(argv=None) -> int:
         if "big" in parts:
             cfg.log(f"== 5b. {cfg.big_events:,} synthetic events")
             res["big"] = part_big(cfg)
+        if "syscall" in parts:
+            cfg.log("== 6. syscall tracing cost on an untraced process")
+            res["syscall"] = part_syscall(cfg)
     except KeyboardInterrupt:
         cfg.log("interrupted: stopping what the suite started")
         interrupted = True
@@ -1427,9 +1630,18 @@ def main(argv=None) -> int:
         return 130
     res["elapsed_s"] = time.monotonic() - t0
     res["notes"].append(f"Whole run took {res['elapsed_s']:.0f} s.")
-    res["budgets"] = budgets(res)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    if parts == {"syscall"}:
+        # Only its own section of the report changes; the other parts' results stay.
+        write_syscall_section(Path(a.out), render_syscall(res))
+        if a.json:
+            Path(a.json).write_text(json.dumps(res, indent=1, default=str))
+        cfg.log(f"updated the syscall section of {a.out}")
+        return 0
+    res["budgets"] = budgets(res)
     Path(a.out).write_text(render(res))
+    if "syscall" in res:
+        write_syscall_section(Path(a.out), render_syscall(res))
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1, default=str))
     cfg.log(f"wrote {a.out}")

@@ -411,7 +411,7 @@ _Static_assert(__builtin_offsetof(struct ls_mm_migrate_pages, failed) == 32, "mm
 _Static_assert(__builtin_offsetof(struct ls_mm_migrate_pages, thp_succeeded) == 40, "mm_migrate_pages.thp_succeeded");
 _Static_assert(__builtin_offsetof(struct ls_mm_migrate_pages, thp_failed) == 48, "mm_migrate_pages.thp_failed");
 
-/* syscalls:sys_enter_futex: A thread entered futex(2): a lock or condition wait, or a wake. */
+/* raw_syscalls:sys_enter: A thread entered futex(2): a lock or condition wait, or a wake (raw sys_enter, futex number). */
 struct ls_futex_enter {
     __u64 ts_ns;             /* bpf_ktime_get_ns() at the tracepoint (CLOCK_MONOTONIC) [ns] */
     __u32 cpu;               /* CPU the tracepoint fired on [cpu] */
@@ -432,13 +432,13 @@ _Static_assert(__builtin_offsetof(struct ls_futex_enter, uaddr) == 24, "futex_en
 _Static_assert(__builtin_offsetof(struct ls_futex_enter, val) == 32, "futex_enter.val");
 _Static_assert(__builtin_offsetof(struct ls_futex_enter, has_timeout) == 36, "futex_enter.has_timeout");
 
-/* syscalls:sys_exit_futex: futex(2) returned (for a wait: the thread stopped waiting). */
+/* raw_syscalls:sys_exit: futex(2) returned (for a wait: the thread stopped waiting); recorded when its enter was. */
 struct ls_futex_exit {
     __u64 ts_ns;             /* bpf_ktime_get_ns() at the tracepoint (CLOCK_MONOTONIC) [ns] */
     __u32 cpu;               /* CPU the tracepoint fired on [cpu] */
     __s32 pid;               /* thread making the call (current) [tid] */
     __u32 tgid;              /* process of the thread [tgid] */
-    __s32 nr;                /* syscall number (see the manifest's syscall table) [syscall] */
+    __s32 nr;                /* syscall number (orig_ax; see the manifest's syscall table) [syscall] */
     __s64 ret;               /* return value (negative: -errno) */
 };
 _Static_assert(sizeof(struct ls_futex_exit) == 32, "futex_exit size");
@@ -449,7 +449,7 @@ _Static_assert(__builtin_offsetof(struct ls_futex_exit, tgid) == 16, "futex_exit
 _Static_assert(__builtin_offsetof(struct ls_futex_exit, nr) == 20, "futex_exit.nr");
 _Static_assert(__builtin_offsetof(struct ls_futex_exit, ret) == 24, "futex_exit.ret");
 
-/* syscalls:sys_enter_clock_nanosleep: A thread entered nanosleep(2) or clock_nanosleep(2) (both feed this table). */
+/* raw_syscalls:sys_enter: A thread entered nanosleep(2) or clock_nanosleep(2) (both feed this table; raw sys_enter). */
 struct ls_sleep_enter {
     __u64 ts_ns;             /* bpf_ktime_get_ns() at the tracepoint (CLOCK_MONOTONIC) [ns] */
     __u32 cpu;               /* CPU the tracepoint fired on [cpu] */
@@ -472,13 +472,13 @@ _Static_assert(__builtin_offsetof(struct ls_sleep_enter, flags) == 28, "sleep_en
 _Static_assert(__builtin_offsetof(struct ls_sleep_enter, requested_ns) == 32, "sleep_enter.requested_ns");
 _Static_assert(__builtin_offsetof(struct ls_sleep_enter, comm) == 40, "sleep_enter.comm");
 
-/* syscalls:sys_exit_clock_nanosleep: nanosleep(2) or clock_nanosleep(2) returned. */
+/* raw_syscalls:sys_exit: nanosleep(2) or clock_nanosleep(2) returned; recorded when its enter was. */
 struct ls_sleep_exit {
     __u64 ts_ns;             /* bpf_ktime_get_ns() at the tracepoint (CLOCK_MONOTONIC) [ns] */
     __u32 cpu;               /* CPU the tracepoint fired on [cpu] */
     __s32 pid;               /* thread making the call (current) [tid] */
     __u32 tgid;              /* process of the thread [tgid] */
-    __s32 nr;                /* syscall number (see the manifest's syscall table) [syscall] */
+    __s32 nr;                /* syscall number (orig_ax; see the manifest's syscall table) [syscall] */
     __s64 ret;               /* return value (negative: -errno) */
 };
 _Static_assert(sizeof(struct ls_sleep_exit) == 32, "sleep_exit size");
@@ -510,7 +510,7 @@ struct ls_syscall_exit {
     __u32 cpu;               /* CPU the tracepoint fired on [cpu] */
     __s32 pid;               /* thread making the call (current) [tid] */
     __u32 tgid;              /* process of the thread [tgid] */
-    __s32 nr;                /* syscall number (see the manifest's syscall table) [syscall] */
+    __s32 nr;                /* syscall number (orig_ax; see the manifest's syscall table) [syscall] */
     __s64 ret;               /* return value (negative: -errno) */
 };
 _Static_assert(sizeof(struct ls_syscall_exit) == 32, "syscall_exit size");

@@ -1,9 +1,57 @@
-"""Recorder hooks of the syscall module: say what was recorded per-syscall."""
+"""Recorder hooks of the syscall module: check the architecture, mark the
+target processes in the program's bitmap, say what was recorded per-syscall."""
 from __future__ import annotations
+
+import ctypes
+import platform
+from typing import Dict, Iterable
+
+from latencyscope.errors import LatencyScopeError
+
+# bpf/syscall.c reads syscall arguments and numbers from struct pt_regs at the
+# x86-64 ptrace offsets and dispatches on x86-64 syscall numbers.
+SUPPORTED_MACHINES = ("x86_64",)
+
+
+def cflags(cfg) -> list:
+    machine = platform.machine()
+    if machine not in SUPPORTED_MACHINES:
+        raise LatencyScopeError(f"the syscall module supports x86-64 only (it reads syscall registers by the "
+                                f"x86-64 ABI); this machine is {machine}: record without --modules syscall")
+    return []
+
+
+def tgid_of(pid: int) -> int:
+    """The process a --pid belongs to (a thread id names its process, as /proc/TID/task does)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return pid
+
+
+def target_words(pids: Iterable[int]) -> Dict[int, int]:
+    """Bitmap words (index -> value) of ls_sys_targets for these processes."""
+    words: Dict[int, int] = {}
+    for p in pids:
+        t = tgid_of(int(p))
+        words[t >> 6] = words.get(t >> 6, 0) | (1 << (t & 63))
+    return words
+
+
+def after_load(b, cfg, tracefs) -> None:
+    if not cfg.pids:
+        return
+    table = b.get_table("ls_sys_targets")
+    for w, v in target_words(cfg.pids).items():
+        table[ctypes.c_int(w)] = ctypes.c_uint64(v)
 
 
 def manifest(cfg, tracefs) -> dict:
-    # raw_syscalls programs are compiled only with --pid (bpf/syscall.c); the
+    # Per-syscall records are made only with --pid (bpf/syscall.c); the
     # analyzer tells "no per-syscall table because no target" from this.
     return {
         "syscall_names_extra": {str(k): v for k, v in GENERIC_SYSCALLS.items()},

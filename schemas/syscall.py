@@ -3,6 +3,11 @@ syscall of the target processes.
 
 Enter and exit are separate records (the analyzer pairs them per thread), so
 a call still in progress when the capture ends is seen as such, not lost.
+
+All six kinds come from two raw tracepoint programs on raw_syscalls:sys_enter
+and raw_syscalls:sys_exit that dispatch on the syscall number (bpf/syscall.c):
+no per-syscall tracepoint is enabled.  A futex or sleep exit is recorded
+exactly when its enter was.
 """
 from latencyscope.schemas.events import CPU, TS, EventKind, Field
 
@@ -14,14 +19,14 @@ _EXIT_FIELDS = (
     CPU,
     PID,
     TGID,
-    Field("nr", "s32", "syscall", "syscall number (see the manifest's syscall table)"),
+    Field("nr", "s32", "syscall", "syscall number (orig_ax; see the manifest's syscall table)"),
     Field("ret", "s64", "", "return value (negative: -errno)"),
 )
 
 KINDS = (
     EventKind(
-        "futex_enter", "syscall", "syscalls:sys_enter_futex",
-        "A thread entered futex(2): a lock or condition wait, or a wake.",
+        "futex_enter", "syscall", "raw_syscalls:sys_enter",
+        "A thread entered futex(2): a lock or condition wait, or a wake (raw sys_enter, futex number).",
         (
             TS,
             CPU,
@@ -34,11 +39,12 @@ KINDS = (
         ),
         ring_pages=1024,
     ),
-    EventKind("futex_exit", "syscall", "syscalls:sys_exit_futex",
-              "futex(2) returned (for a wait: the thread stopped waiting).", _EXIT_FIELDS, ring_pages=1024),
+    EventKind("futex_exit", "syscall", "raw_syscalls:sys_exit",
+              "futex(2) returned (for a wait: the thread stopped waiting); recorded when its enter was.",
+              _EXIT_FIELDS, ring_pages=1024),
     EventKind(
-        "sleep_enter", "syscall", "syscalls:sys_enter_clock_nanosleep",
-        "A thread entered nanosleep(2) or clock_nanosleep(2) (both feed this table).",
+        "sleep_enter", "syscall", "raw_syscalls:sys_enter",
+        "A thread entered nanosleep(2) or clock_nanosleep(2) (both feed this table; raw sys_enter).",
         (
             TS,
             CPU,
@@ -52,8 +58,9 @@ KINDS = (
         ),
         ring_pages=128,
     ),
-    EventKind("sleep_exit", "syscall", "syscalls:sys_exit_clock_nanosleep",
-              "nanosleep(2) or clock_nanosleep(2) returned.", _EXIT_FIELDS, ring_pages=128),
+    EventKind("sleep_exit", "syscall", "raw_syscalls:sys_exit",
+              "nanosleep(2) or clock_nanosleep(2) returned; recorded when its enter was.",
+              _EXIT_FIELDS, ring_pages=128),
     EventKind(
         "syscall_enter", "syscall", "raw_syscalls:sys_enter",
         "A thread of a target process (--pid) entered any syscall (recorded only with --pid).",

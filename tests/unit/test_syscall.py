@@ -191,3 +191,55 @@ def test_module_not_recorded_is_a_clear_line():
     rep = analyze(cap)
     assert rep["syscall"]["status"] == "NOT_RECORDED"
     assert "--modules syscall" in rep["syscall"]["message"]
+
+
+def test_targets_are_bits_of_their_process_and_threads_name_their_process(monkeypatch):
+    import os
+    import threading
+
+    from latencyscope.record import hooks_syscall as hs
+
+    me = os.getpid()
+    assert hs.tgid_of(me) == me
+    assert hs.tgid_of(2 ** 22 + 7) == 2 ** 22 + 7  # no such task: taken as given
+    # a thread id given as --pid marks its whole process (as /proc/TID/task lists it)
+    seen, done = [], threading.Event()
+
+    def thread():
+        seen.append(hs.tgid_of(threading.get_native_id()))
+        done.wait(5)
+
+    t = threading.Thread(target=thread)
+    t.start()
+    done.set()
+    t.join()
+    assert seen == [me]
+    monkeypatch.setattr(hs, "tgid_of", lambda p: p)
+    assert hs.target_words([5, 70, 64 * 3 + 1]) == {0: 1 << 5, 1: 1 << 6, 3: 1 << 1}
+    assert hs.target_words([100, 101]) == {1: (1 << 36) | (1 << 37)}
+
+
+def test_other_architectures_get_one_clear_line(monkeypatch):
+    import pytest
+
+    from latencyscope.errors import LatencyScopeError
+    from latencyscope.record import hooks_syscall as hs
+
+    monkeypatch.setattr(hs.platform, "machine", lambda: "aarch64")
+    with pytest.raises(LatencyScopeError, match="x86-64 only.*aarch64"):
+        hs.cflags(None)
+    monkeypatch.setattr(hs.platform, "machine", lambda: "x86_64")
+    assert hs.cflags(None) == []
+
+
+def test_no_per_syscall_tracepoint_is_enabled():
+    """Every syscall event comes from the raw sys_enter/sys_exit programs: a classic
+    syscalls:* or raw_syscalls:* tracepoint would make every task of the host pay."""
+    from pathlib import Path
+
+    from latencyscope.schemas import kinds_of
+
+    src = (Path(__file__).resolve().parents[2] / "bpf" / "syscall.c").read_text()
+    assert "TRACEPOINT_PROBE(syscalls" not in src and "TRACEPOINT_PROBE(raw_syscalls" not in src
+    assert src.count("RAW_TRACEPOINT_PROBE(sys_enter)") == 1 and src.count("RAW_TRACEPOINT_PROBE(sys_exit)") == 1
+    assert {k.tracepoint for k in kinds_of("syscall")} == {"raw_syscalls:sys_enter", "raw_syscalls:sys_exit"}
