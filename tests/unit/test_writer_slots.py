@@ -60,7 +60,7 @@ def test_drain_into_stops_at_a_busy_record_and_at_the_end_of_the_buffer(tmp_path
         r._cons = np.frombuffer(m, dtype=np.uint64, count=1)
         r._prod = np.frombuffer(m, dtype=np.uint64, count=1, offset=page)
         r._data = np.frombuffer(m, dtype=np.uint8, offset=2 * page)
-        ring = r._data[:size].view(dt)
+        ring = r._data[:10 * dt.itemsize].view(dt)
         ring[:10] = _slots(k, 10, 1000)
         ring["_len"][7] |= RINGBUF_BUSY_BIT
         r._prod[0] = 10 * dt.itemsize
