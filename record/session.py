@@ -339,6 +339,10 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             # closed and nothing is written into them any more.
             for tp in list(b.tracepoint_fds):
                 b.detach_tracepoint(tp)
+            for tp in list(getattr(b, "raw_tracepoint_fds", {})):
+                b.detach_raw_tracepoint(tp)
+            for ev_type, ev_config in list(getattr(b, "open_perf_events", {})):
+                b.detach_perf_event(ev_type, ev_config)
             for k in kinds:
                 _drain(readers[k.name], writer, k)
             lost = _lost_by_kind(b, kinds)
