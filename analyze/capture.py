@@ -376,6 +376,20 @@ class Capture:
         return {k: int(v) for k, v in (self.manifest.get("lost") or {}).items()}
 
     @property
+    def recorder_tgid(self) -> Optional[int]:
+        """The recorder's own process id (its faults and futexes are not the host's)."""
+        rec = self.manifest.get("recorder")
+        pid = rec.get("pid") if isinstance(rec, dict) else None
+        return pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
+
+    def without_recorder(self, df: Optional[pl.DataFrame], col: str = "tgid") -> Optional[pl.DataFrame]:
+        """DF minus the rows of the recorder's own process, when both are known."""
+        rec = self.recorder_tgid
+        if df is None or rec is None or col not in df.columns:
+            return df
+        return df.filter(pl.col(col).cast(pl.Int64) != rec)
+
+    @property
     def tasks(self) -> pl.DataFrame:
         """Threads alive when recording started: tid, tgid, comm, kthread."""
         return _tasks_frame(self.manifest.get("tasks") or [])

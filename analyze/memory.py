@@ -52,7 +52,7 @@ def _names(col: str, names: List[str]) -> pl.Expr:
 
 
 def _table(cap: Capture, name: str, cols=_FAULT_COLS) -> pl.DataFrame:
-    t = cap.table(name)
+    t = cap.without_recorder(cap.table(name))
     if t is None:
         return pl.DataFrame(schema=cols)
     return t.select(list(cols)).cast(cols)

@@ -154,7 +154,8 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
     comms = _comms(cap)
 
     # --- futex --------------------------------------------------------------
-    fx = pair_calls(cap.table("futex_enter"), cap.table("futex_exit"), end_ns)
+    fx = pair_calls(cap.without_recorder(cap.table("futex_enter")), cap.without_recorder(cap.table("futex_exit")),
+                    end_ns)
     fx = _scope(fx, tids, targets, monitored).with_columns(cmd=futex_cmd())
     waits_all = fx.filter(pl.col("cmd").is_in(FUTEX_WAIT_CMDS))
     waits = waits_all.filter(~pl.col("unfinished"))
@@ -195,7 +196,8 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
     }
 
     # --- sleeps -------------------------------------------------------------
-    sl = pair_calls(cap.table("sleep_enter"), cap.table("sleep_exit"), end_ns, match_nr=True)
+    sl = pair_calls(cap.without_recorder(cap.table("sleep_enter")), cap.without_recorder(cap.table("sleep_exit")),
+                    end_ns, match_nr=True)
     sl = _scope(sl, tids, targets, monitored).with_columns(req_ns=requested_expr(cap.realtime_offset_ns))
     done = sl.filter(~pl.col("unfinished"))
     by_pid = (sl.group_by("pid", "tgid")

@@ -294,7 +294,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             "window": {"start_ns": start_clock["monotonic_ns"]},
             "notes": notes,
             "module_facts": _call_hooks(modules, "manifest", cfg, pf.tracefs),
-            "recorder": {"drain_scheduling": scheduling, "rt_priority": cfg.rt_priority,
+            "recorder": {"pid": os.getpid(), "drain_scheduling": scheduling, "rt_priority": cfg.rt_priority,
                          "poll_interval_s": [POLL_BUSY_S, POLL_INTERVAL_S]},
         }
         writer.write_manifest(manifest)
