@@ -34,47 +34,53 @@ TRACEPOINT_PROBE(sched, sched_switch)
 }
 
 
-/* Filtered by the CPU the task is woken onto, not the CPU running the wakeup. */
+/* sched_wakeup and sched_wakeup_new have the same arguments and records
+ * (one schema field list).  Wakeups are filtered by the CPU the task is
+ * woken onto, not the CPU running the wakeup. */
+static __always_inline int ls_wakeup_wanted(int target_cpu, int pid)
+{
+    return !ls_filtering() || ls_cpu_match(target_cpu) || ls_tid_match(pid);
+}
+
+static __always_inline void ls_fill_wakeup(struct ls_sched_wakeup *e, int pid, int target_cpu, int prio,
+                                           const char *comm)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    e->ts_ns = bpf_ktime_get_ns();
+    e->cpu = bpf_get_smp_processor_id();
+    e->pid = pid;
+    e->target_cpu = target_cpu;
+    e->prio = prio;
+    e->waker_pid = (u32)id;
+    e->waker_tgid = id >> 32;
+    __builtin_memcpy(e->comm, comm, 16);
+}
+_Static_assert(sizeof(struct ls_sched_wakeup) == sizeof(struct ls_sched_wakeup_new), "same wakeup layout");
+
 TRACEPOINT_PROBE(sched, sched_wakeup)
 {
-    if (ls_filtering() && !ls_cpu_match(args->target_cpu) && !ls_tid_match(args->pid))
+    if (!ls_wakeup_wanted(args->target_cpu, args->pid))
         return 0;
     struct ls_sched_wakeup *e = rb_sched_wakeup.ringbuf_reserve(sizeof(struct ls_sched_wakeup));
     if (!e) {
         ls_count_lost(LS_KIND_SCHED_WAKEUP);
         return 0;
     }
-    u64 id = bpf_get_current_pid_tgid();
-    e->ts_ns = bpf_ktime_get_ns();
-    e->cpu = bpf_get_smp_processor_id();
-    e->pid = args->pid;
-    e->target_cpu = args->target_cpu;
-    e->prio = args->prio;
-    e->waker_pid = (u32)id;
-    e->waker_tgid = id >> 32;
-    __builtin_memcpy(e->comm, args->comm, 16);
+    ls_fill_wakeup(e, args->pid, args->target_cpu, args->prio, args->comm);
     rb_sched_wakeup.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
 
 TRACEPOINT_PROBE(sched, sched_wakeup_new)
 {
-    if (ls_filtering() && !ls_cpu_match(args->target_cpu) && !ls_tid_match(args->pid))
+    if (!ls_wakeup_wanted(args->target_cpu, args->pid))
         return 0;
     struct ls_sched_wakeup_new *e = rb_sched_wakeup_new.ringbuf_reserve(sizeof(struct ls_sched_wakeup_new));
     if (!e) {
         ls_count_lost(LS_KIND_SCHED_WAKEUP_NEW);
         return 0;
     }
-    u64 id = bpf_get_current_pid_tgid();
-    e->ts_ns = bpf_ktime_get_ns();
-    e->cpu = bpf_get_smp_processor_id();
-    e->pid = args->pid;
-    e->target_cpu = args->target_cpu;
-    e->prio = args->prio;
-    e->waker_pid = (u32)id;
-    e->waker_tgid = id >> 32;
-    __builtin_memcpy(e->comm, args->comm, 16);
+    ls_fill_wakeup((struct ls_sched_wakeup *)e, args->pid, args->target_cpu, args->prio, args->comm);
     rb_sched_wakeup_new.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
