@@ -7,10 +7,23 @@ Definitions:
 - delivery time: from a packet's arrival in the stack (netif_receive_skb)
   to the first copy of its data to user space of the same skb
   (skb_copy_datagram_iovec; for UDP, which copies linear skbs without that
-  tracepoint, the consume_skb its recvmsg does right after the copy).  skb addresses are reused, so a copy belongs to the latest
-  arrival of its address before it (as-of join), and only when no drop of
-  that address came in between; a copy whose arrival was not recorded
-  yields no sample;
+  tracepoint, the consume_skb its recvmsg does right after the copy).  skb
+  addresses are reused, so a copy belongs to the latest arrival of its
+  address before it (as-of join), and only when no drop of that address came
+  in between; a copy whose arrival was not recorded yields no sample;
+- UDP delivery through the socket queue (``via == "udp_queue"``): recent
+  kernels copy most UDP datagrams with no tracepoint on the skb, so each
+  datagram is followed from its arrival to the return of the recvmsg that
+  read it: sk_data_ready (queued; the BPF program attaches the arrival being
+  processed on that CPU) and sock_recv_length (dequeued), paired in queue
+  order per socket (the n-th datagram queued is the n-th read; MSG_PEEK and
+  errors dequeue nothing).  An -EAGAIN return proves the queue empty and
+  restarts the count; a run of pairs in which a read would precede its
+  datagram's queueing (the socket held datagrams when recording began, or
+  an enqueue raced the anchor) is dropped whole (``unaligned``).  A datagram
+  of a GRO list batch (rx_batch > 1: the batch's arrivals fire before any
+  delivery) has no exact arrival and yields no sample (``batched``).  A UDP
+  skb seen by both methods counts once, by the queue;
 - drop: a kfree_skb record, named by the kernel's own drop-reason table
   (stored in the manifest at record time).
 """
@@ -54,6 +67,11 @@ def drop_reason_names(cap: Capture) -> Dict[int, str]:
 
 def deliveries(cap: Capture) -> pl.DataFrame:
     """One row per delivered packet: arrival (ts, cpu, dev, len), copy (ts, cpu, pid, tgid, via), delivery_ns."""
+    return deliveries_and_udp(cap)[0]
+
+
+def deliveries_and_udp(cap: Capture):
+    """deliveries() and the UDP queue-pairing counts (None when not recorded)."""
     rx, cp, dr = cap.table("netif_receive_skb"), cap.table("skb_copy_datagram_iovec"), cap.table("kfree_skb")
     arr = (rx.lazy().with_row_index("arrival_id")
            .select("arrival_id", "skbaddr", arrival_ns="ts_ns", arrival_cpu="cpu", dev="dev", rx_len="len")
@@ -66,7 +84,7 @@ def deliveries(cap: Capture) -> pl.DataFrame:
         parts.append(cs.lazy().select("skbaddr", copy_ns="ts_ns", copy_cpu="cpu", pid="pid", tgid="tgid",
                                       via=pl.lit("consume")))
     copies = pl.concat(parts, how="vertical").sort("copy_ns")
-    return (
+    by_copy = (
         copies
         .join_asof(arr, left_on="copy_ns", right_on="arrival_ns", by="skbaddr", strategy="backward",
                    check_sortedness=False)  # sorted above; the check cannot see inside groups
@@ -79,9 +97,71 @@ def deliveries(cap: Capture) -> pl.DataFrame:
         .group_by("arrival_id", maintain_order=True).first()  # several reads of one skb: the first one counts
         .with_columns(delivery_ns=pl.col("copy_ns").cast(pl.Int64) - pl.col("arrival_ns").cast(pl.Int64))
         .drop("drop_ns")
-        .sort("arrival_ns")
         .collect()
     )
+    udp, stats = udp_deliveries(cap, arr)
+    if udp is None:
+        return by_copy.sort("arrival_ns"), None
+    udp = udp.with_columns(delivery_ns=pl.col("copy_ns").cast(pl.Int64) - pl.col("arrival_ns").cast(pl.Int64))
+    # a UDP skb seen by both methods counts once, by the queue (all UDP samples end at the recvmsg return)
+    by_copy = by_copy.join(udp.select("arrival_id"), on="arrival_id", how="anti")
+    return pl.concat([by_copy, udp], how="diagonal_relaxed").sort("arrival_ns"), stats
+
+
+MSG_PEEK, MSG_ERRQUEUE, EAGAIN = 0x2, 0x2000, 11
+_UDP_EMPTY = {"enqueued": 0, "read": 0, "paired": 0, "delivered": 0, "batched": 0, "unaligned": 0}
+
+
+def udp_queue(cap: Capture):
+    """UDP datagrams paired queue → read per socket.
+
+    Returns (pairs, stats): one row per paired datagram (sk, enq_ns, skbaddr,
+    rx_batch, copy_ns, copy_cpu, pid, tgid) and counts, or (None, None) when
+    not recorded."""
+    enq, rv = cap.table("udp_enqueue"), cap.table("udp_recv")
+    if enq is None or rv is None:
+        return None, None
+    rv = rv.lazy().filter((pl.col("flags") & (MSG_PEEK | MSG_ERRQUEUE)) == 0)
+    ev = pl.concat([
+        enq.lazy().select("sk", "ts_ns", "cpu", "skbaddr", "rx_batch",
+                          pid=pl.lit(None, pl.Int32), tgid=pl.lit(None, pl.UInt32), k=pl.lit(0, pl.Int8)),
+        rv.filter((pl.col("ret") >= 0) | (pl.col("ret") == -EAGAIN))
+        .select("sk", "ts_ns", "cpu", skbaddr=pl.lit(None, pl.UInt64), rx_batch=pl.lit(None, pl.UInt32),
+                pid=pl.col("pid").cast(pl.Int32), tgid=pl.col("tgid").cast(pl.UInt32),
+                k=pl.when(pl.col("ret") >= 0).then(pl.lit(1, pl.Int8)).otherwise(pl.lit(2, pl.Int8))),
+    ], how="vertical_relaxed").sort("sk", "ts_ns", "k")
+    # -EAGAIN: the queue was empty; the pairing restarts after it
+    ev = ev.with_columns(epoch=(pl.col("k") == 2).cum_sum().over("sk"))
+    ev = ev.filter(pl.col("k") < 2).with_columns(n=pl.col("k").cum_count().over("sk", "epoch", "k"))
+    qd = ev.filter(pl.col("k") == 0).select("sk", "epoch", "n", "skbaddr", "rx_batch", enq_ns="ts_ns")
+    rd = ev.filter(pl.col("k") == 1).select("sk", "epoch", "n", "pid", "tgid", copy_ns="ts_ns", copy_cpu="cpu")
+    pairs = qd.join(rd, on=["sk", "epoch", "n"], how="inner")
+    # a read before its datagram was queued: this run's count is off (unaligned), drop the run
+    pairs = pairs.with_columns(bad=(pl.col("copy_ns") < pl.col("enq_ns")).any().over("sk", "epoch"))
+    pairs = pairs.collect()
+    good = pairs.filter(~pl.col("bad")).drop("bad")
+    stats = {"enqueued": enq.height,
+             "read": int(rv.filter(pl.col("ret") >= 0).select(pl.len()).collect().item()),
+             "paired": good.height, "unaligned": pairs.height - good.height}
+    return good, stats
+
+
+def udp_deliveries(cap: Capture, arr: pl.LazyFrame):
+    """Paired UDP datagrams joined to their arrival; rows like deliveries()."""
+    pairs, stats = udp_queue(cap)
+    if pairs is None:
+        return None, None
+    exact = pairs.lazy().filter((pl.col("rx_batch") == 1) & (pl.col("skbaddr") != 0)).sort("enq_ns")
+    got = (exact.join_asof(arr, left_on="enq_ns", right_on="arrival_ns", by="skbaddr", strategy="backward",
+                           check_sortedness=False)
+           .filter(pl.col("arrival_id").is_not_null())
+           .select("skbaddr", "copy_ns", "copy_cpu", "pid", "tgid", via=pl.lit("udp_queue"),
+                   arrival_id="arrival_id", arrival_ns="arrival_ns", arrival_cpu="arrival_cpu", dev="dev",
+                   rx_len="rx_len", queued_ns="enq_ns")
+           .collect())
+    stats["batched"] = int(pairs.filter(pl.col("rx_batch") > 1).height)
+    stats["delivered"] = got.height
+    return got, stats
 
 
 def dropped(cap: Capture) -> pl.DataFrame:
@@ -131,9 +211,12 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
 
     # --- arrivals and delivery ----------------------------------------------------
     rx = on_if(cap.table("netif_receive_skb"))
-    dl = deliveries(cap)
+    dl, udp_stats = deliveries_and_udp(cap)
     if iface:
         dl = dl.filter(pl.col("dev") == iface)
+    if udp_stats is None:
+        notes.append("UDP datagrams read by recvmsg without a copy tracepoint are not in the delivery time "
+                     "(capture recorded without sock:sk_data_ready / sock:sock_recv_length)")
     pct = percentiles(dl["delivery_ns"].to_numpy())
     rx_by_dev = rx.group_by("dev").agg(packets=pl.len(), bytes=pl.col("len").sum()).sort("packets", descending=True)
 
@@ -186,7 +269,11 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
         "rx_by_dev": [{"dev": r["dev"], "packets": int(r["packets"]), "bytes": int(r["bytes"])}
                       for r in rx_by_dev.head(TOP_ROWS).iter_rows(named=True)],
         "delivery": {"count": dl.height, "p50_ns": pct["p50_ns"], "p99_ns": pct["p99_ns"],
-                     "p99_9_ns": pct["p99_9_ns"], "max_ns": pct["max_ns"]},
+                     "p99_9_ns": pct["p99_9_ns"], "max_ns": pct["max_ns"],
+                     "methods": {m: _pct(dl.filter(sel)) for m, sel in
+                                 (("skb_copy", pl.col("via") != "udp_queue"),
+                                  ("udp_queue", pl.col("via") == "udp_queue"))},
+                     "udp_queue": udp_stats},
         "drops": [{"reason": r["reason_name"], "count": int(r["count"]), "code": int(r["reason"])}
                   for r in drops.iter_rows(named=True)],
         "dropped_packets": dr.height,
@@ -194,6 +281,11 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
         "worst": worst,
     }
     return ModuleResult(MODULE, data, _checks(data, pol), notes=notes)
+
+
+def _pct(d: pl.DataFrame) -> dict:
+    p = percentiles(d["delivery_ns"].to_numpy())
+    return {"count": d.height, "p50_ns": p["p50_ns"], "p99_ns": p["p99_ns"], "max_ns": p["max_ns"]}
 
 
 def _comms(cap: Capture) -> pl.DataFrame:

@@ -2,7 +2,7 @@
 #ifndef LATENCYSCOPE_EVENTS_H
 #define LATENCYSCOPE_EVENTS_H
 
-#define LS_NKINDS 29
+#define LS_NKINDS 31
 #define LS_KIND_SCHED_SWITCH 0
 #define LS_KIND_SCHED_WAKEUP 1
 #define LS_KIND_SCHED_WAKEUP_NEW 2
@@ -31,7 +31,9 @@
 #define LS_KIND_NETIF_RECEIVE_SKB 25
 #define LS_KIND_SKB_COPY_DATAGRAM_IOVEC 26
 #define LS_KIND_CONSUME_SKB 27
-#define LS_KIND_KFREE_SKB 28
+#define LS_KIND_UDP_ENQUEUE 28
+#define LS_KIND_UDP_RECV 29
+#define LS_KIND_KFREE_SKB 30
 
 /* sched:sched_switch: A CPU switched from prev to next. */
 struct ls_sched_switch {
@@ -590,6 +592,50 @@ _Static_assert(__builtin_offsetof(struct ls_consume_skb, skbaddr) == 16, "consum
 _Static_assert(__builtin_offsetof(struct ls_consume_skb, location) == 24, "consume_skb.location");
 _Static_assert(__builtin_offsetof(struct ls_consume_skb, tgid) == 32, "consume_skb.tgid");
 _Static_assert(__builtin_offsetof(struct ls_consume_skb, _pad) == 36, "consume_skb._pad");
+
+/* sock:sk_data_ready: A UDP datagram was queued to a socket (sk_data_ready fires once per queued skb on 6.18).  The BPF program adds the latest packet that arrived on this CPU: the stack handles a packet from netif_receive_skb to the socket queue in one call, so it is this datagram's arrival when rx_batch == 1; GRO list receive (rx_batch > 1) fires the arrivals of a batch before any delivery and the arrival is then ambiguous. */
+struct ls_udp_enqueue {
+    __u64 ts_ns;             /* bpf_ktime_get_ns() at the tracepoint (CLOCK_MONOTONIC) [ns] */
+    __u32 cpu;               /* CPU the tracepoint fired on [cpu] */
+    __u32 rx_batch;          /* arrivals on this CPU since the previous sk_data_ready or drop here (1: the arrival is exactly this datagram's) [packets] */
+    __u64 sk;                /* the receiving socket [address] */
+    __u64 skbaddr;           /* latest arrival on this CPU (0: none, or not on --interface) [address] */
+    __u16 family;            /* AF_INET 2, AF_INET6 10 */
+    __u16 protocol;          /* IPPROTO_UDP 17, IPPROTO_UDPLITE 136 */
+    __u32 _pad;              /* zero (alignment) */
+};
+_Static_assert(sizeof(struct ls_udp_enqueue) == 40, "udp_enqueue size");
+_Static_assert(__builtin_offsetof(struct ls_udp_enqueue, ts_ns) == 0, "udp_enqueue.ts_ns");
+_Static_assert(__builtin_offsetof(struct ls_udp_enqueue, cpu) == 8, "udp_enqueue.cpu");
+_Static_assert(__builtin_offsetof(struct ls_udp_enqueue, rx_batch) == 12, "udp_enqueue.rx_batch");
+_Static_assert(__builtin_offsetof(struct ls_udp_enqueue, sk) == 16, "udp_enqueue.sk");
+_Static_assert(__builtin_offsetof(struct ls_udp_enqueue, skbaddr) == 24, "udp_enqueue.skbaddr");
+_Static_assert(__builtin_offsetof(struct ls_udp_enqueue, family) == 32, "udp_enqueue.family");
+_Static_assert(__builtin_offsetof(struct ls_udp_enqueue, protocol) == 34, "udp_enqueue.protocol");
+_Static_assert(__builtin_offsetof(struct ls_udp_enqueue, _pad) == 36, "udp_enqueue._pad");
+
+/* sock:sock_recv_length: A recvmsg on a UDP socket returned (one datagram dequeued and copied when ret >= 0 without MSG_PEEK).  -EAGAIN (the queue was empty) is kept once per run per socket: it re-anchors the queue-order pairing. */
+struct ls_udp_recv {
+    __u64 ts_ns;             /* bpf_ktime_get_ns() at the tracepoint (CLOCK_MONOTONIC) [ns] */
+    __u32 cpu;               /* CPU the tracepoint fired on [cpu] */
+    __s32 pid;               /* receiving thread [tid] */
+    __u64 sk;                /* the socket [address] */
+    __u32 tgid;              /* receiving process [tgid] */
+    __s32 ret;               /* bytes returned, or -errno [bytes] */
+    __s32 flags;             /* recvmsg flags (MSG_PEEK 0x2, MSG_ERRQUEUE 0x2000) */
+    __u16 family;            /* AF_INET 2, AF_INET6 10 */
+    __u16 protocol;          /* IPPROTO_UDP 17, IPPROTO_UDPLITE 136 */
+};
+_Static_assert(sizeof(struct ls_udp_recv) == 40, "udp_recv size");
+_Static_assert(__builtin_offsetof(struct ls_udp_recv, ts_ns) == 0, "udp_recv.ts_ns");
+_Static_assert(__builtin_offsetof(struct ls_udp_recv, cpu) == 8, "udp_recv.cpu");
+_Static_assert(__builtin_offsetof(struct ls_udp_recv, pid) == 12, "udp_recv.pid");
+_Static_assert(__builtin_offsetof(struct ls_udp_recv, sk) == 16, "udp_recv.sk");
+_Static_assert(__builtin_offsetof(struct ls_udp_recv, tgid) == 24, "udp_recv.tgid");
+_Static_assert(__builtin_offsetof(struct ls_udp_recv, ret) == 28, "udp_recv.ret");
+_Static_assert(__builtin_offsetof(struct ls_udp_recv, flags) == 32, "udp_recv.flags");
+_Static_assert(__builtin_offsetof(struct ls_udp_recv, family) == 36, "udp_recv.family");
+_Static_assert(__builtin_offsetof(struct ls_udp_recv, protocol) == 38, "udp_recv.protocol");
 
 /* skb:kfree_skb: A packet was dropped (freed with a drop reason). */
 struct ls_kfree_skb {

@@ -13,13 +13,43 @@
  * completions, ACKs, ...); only frees called from the receive paths count as
  * a user copy.  The recorder passes those functions' address ranges
  * [LS_UCONS_LOn, LS_UCONS_HIn) from /proc/kallsyms (0, 0 when absent); the
- * test is two compares per range before anything else. */
+ * test is two compares per range before anything else.
+ *
+ * UDP delivery (sock:sk_data_ready, sock:sock_recv_length): this kernel
+ * copies most UDP datagrams to user space with no tracepoint on their skb,
+ * so the socket is followed instead.  Every arrival (on any interface)
+ * notes its skb in a per-CPU slot; a UDP sk_data_ready (the datagram was
+ * queued, in the same call that began at netif_receive_skb) carries that
+ * skb and how many arrivals this CPU saw since the previous inet
+ * sk_data_ready (rx_batch; 1 = exactly this datagram's arrival, > 1 = a GRO
+ * list batch fired its arrivals first).  UDP enqueues and recvmsg returns are
+ * recorded on every interface (the analyzer pairs them in queue order per
+ * socket, which needs all of a socket's traffic); with --interface the skb
+ * is 0 when the arrival was elsewhere.  -EAGAIN is recorded once per run of
+ * them per socket (a spinning non-blocking reader returns it millions of
+ * times a second). */
 
 BPF_RINGBUF_OUTPUT(rb_napi_poll, LS_PAGES_NAPI_POLL);
 BPF_RINGBUF_OUTPUT(rb_netif_receive_skb, LS_PAGES_NETIF_RECEIVE_SKB);
 BPF_RINGBUF_OUTPUT(rb_skb_copy_datagram_iovec, LS_PAGES_SKB_COPY_DATAGRAM_IOVEC);
 BPF_RINGBUF_OUTPUT(rb_consume_skb, LS_PAGES_CONSUME_SKB);
 BPF_RINGBUF_OUTPUT(rb_kfree_skb, LS_PAGES_KFREE_SKB);
+BPF_RINGBUF_OUTPUT(rb_udp_enqueue, LS_PAGES_UDP_ENQUEUE);
+BPF_RINGBUF_OUTPUT(rb_udp_recv, LS_PAGES_UDP_RECV);
+
+struct ls_rx_cpu {
+    u64 skb;     /* latest arrival on this CPU (0: not on --interface) */
+    u32 batch;   /* arrivals since the previous inet sk_data_ready */
+    u32 taken;   /* an inet sk_data_ready came after the latest arrival */
+};
+BPF_PERCPU_ARRAY(ls_rx_cpu, struct ls_rx_cpu, 1);
+BPF_TABLE("lru_hash", u64, u8, ls_udp_eagain, 65536);
+
+#define LS_AF_INET 2
+#define LS_AF_INET6 10
+#define LS_IPPROTO_UDP 17
+#define LS_IPPROTO_UDPLITE 136
+#define LS_EAGAIN 11
 
 #ifdef LS_IFNAME_LO
 BPF_TABLE("lru_hash", u64, u8, ls_rx_skbs, 65536);
@@ -61,8 +91,17 @@ TRACEPOINT_PROBE(net, netif_receive_skb)
     char dev[16] = {};
     u64 skb = (u64)args->skbaddr;
     TP_DATA_LOC_READ_CONST(dev, name, 16);
+    int zero = 0;
+    struct ls_rx_cpu *st = ls_rx_cpu.lookup(&zero);
+    if (st) {
+        st->batch = st->taken ? 1 : st->batch + 1;
+        st->taken = 0;
+        st->skb = skb;
+    }
 #ifdef LS_IFNAME_LO
     if (!ls_ifname_match(dev)) {
+        if (st)
+            st->skb = 0;
         ls_rx_skbs.delete(&skb);
         return 0;
     }
@@ -169,5 +208,71 @@ TRACEPOINT_PROBE(skb, kfree_skb)
     e->protocol = args->protocol;
     e->pid = (u32)bpf_get_current_pid_tgid();
     rb_kfree_skb.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sock, sk_data_ready)
+{
+    u16 family = args->family, proto = args->protocol;
+    if (family != LS_AF_INET && family != LS_AF_INET6)
+        return 0;  /* packet sockets (tcpdump) wake inside a receive batch */
+    int zero = 0;
+    struct ls_rx_cpu *st = ls_rx_cpu.lookup(&zero);
+    if (!st)
+        return 0;
+    st->taken = 1;
+    if (proto != LS_IPPROTO_UDP && proto != LS_IPPROTO_UDPLITE)
+        return 0;
+    struct ls_udp_enqueue *e = rb_udp_enqueue.ringbuf_reserve(sizeof(struct ls_udp_enqueue));
+    if (!e) {
+        ls_count_lost(LS_KIND_UDP_ENQUEUE);
+        return 0;
+    }
+    e->ts_ns = bpf_ktime_get_ns();
+    e->cpu = bpf_get_smp_processor_id();
+    e->rx_batch = st->batch;
+    e->sk = (u64)args->skaddr;
+    e->skbaddr = st->skb;
+    e->family = family;
+    e->protocol = proto;
+    e->_pad = 0;
+    rb_udp_enqueue.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sock, sock_recv_length)
+{
+    u16 proto = args->protocol;
+    if (proto != LS_IPPROTO_UDP && proto != LS_IPPROTO_UDPLITE)
+        return 0;
+    u64 sk = (u64)args->sk;
+    int ret = args->ret;
+    if (ret == -LS_EAGAIN) {
+        u8 *again = ls_udp_eagain.lookup(&sk);
+        if (again && *again)
+            return 0;
+        u8 one = 1;
+        ls_udp_eagain.update(&sk, &one);
+    } else {
+        u8 *again = ls_udp_eagain.lookup(&sk);
+        if (again && *again)
+            *again = 0;
+    }
+    struct ls_udp_recv *e = rb_udp_recv.ringbuf_reserve(sizeof(struct ls_udp_recv));
+    if (!e) {
+        ls_count_lost(LS_KIND_UDP_RECV);
+        return 0;
+    }
+    u64 id = bpf_get_current_pid_tgid();
+    e->ts_ns = bpf_ktime_get_ns();
+    e->cpu = bpf_get_smp_processor_id();
+    e->pid = (u32)id;
+    e->sk = sk;
+    e->tgid = id >> 32;
+    e->ret = ret;
+    e->flags = args->flags;
+    e->family = args->family;
+    e->protocol = proto;
+    rb_udp_recv.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }

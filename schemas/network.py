@@ -3,6 +3,12 @@
 Packets are followed by their skb address: arrival (netif_receive_skb), copy
 to user space (skb_copy_datagram_iovec) or drop (kfree_skb).  Addresses are
 reused by the slab allocator; the analyzer pairs events in time order.
+
+UDP on recent kernels copies most datagrams without a tracepoint on the skb
+(linear copy, deferred free), so UDP delivery is followed through the socket:
+sk_data_ready (queued, with the arrival that was being processed on that
+CPU) and sock_recv_length (dequeued by recvmsg), paired in queue order per
+socket.
 """
 from latencyscope.schemas.events import CPU, TS, EventKind, Field
 
@@ -60,6 +66,44 @@ KINDS = (
             Field("location", "u64", "address", "kernel code address that freed it"),
             Field("tgid", "u32", "tgid", "receiving process"),
             Field("_pad", "u32", "", "zero (alignment)"),
+        ),
+        ring_pages=1024,
+    ),
+    EventKind(
+        "udp_enqueue", "network", "sock:sk_data_ready",
+        "A UDP datagram was queued to a socket (sk_data_ready fires once per queued skb on 6.18).  "
+        "The BPF program adds the latest packet that arrived on this CPU: the stack handles a "
+        "packet from netif_receive_skb to the socket queue in one call, so it is this datagram's "
+        "arrival when rx_batch == 1; GRO list receive (rx_batch > 1) fires the arrivals of a "
+        "batch before any delivery and the arrival is then ambiguous.",
+        (
+            TS,
+            CPU,
+            Field("rx_batch", "u32", "packets", "arrivals on this CPU since the previous sk_data_ready or drop here "
+                                                "(1: the arrival is exactly this datagram's)"),
+            Field("sk", "u64", "address", "the receiving socket"),
+            Field("skbaddr", "u64", "address", "latest arrival on this CPU (0: none, or not on --interface)"),
+            Field("family", "u16", "", "AF_INET 2, AF_INET6 10"),
+            Field("protocol", "u16", "", "IPPROTO_UDP 17, IPPROTO_UDPLITE 136"),
+            Field("_pad", "u32", "", "zero (alignment)"),
+        ),
+        ring_pages=1024,
+    ),
+    EventKind(
+        "udp_recv", "network", "sock:sock_recv_length",
+        "A recvmsg on a UDP socket returned (one datagram dequeued and copied when ret >= 0 "
+        "without MSG_PEEK).  -EAGAIN (the queue was empty) is kept once per run per socket: "
+        "it re-anchors the queue-order pairing.",
+        (
+            TS,
+            CPU,
+            Field("pid", "s32", "tid", "receiving thread"),
+            Field("sk", "u64", "address", "the socket"),
+            Field("tgid", "u32", "tgid", "receiving process"),
+            Field("ret", "s32", "bytes", "bytes returned, or -errno"),
+            Field("flags", "s32", "", "recvmsg flags (MSG_PEEK 0x2, MSG_ERRQUEUE 0x2000)"),
+            Field("family", "u16", "", "AF_INET 2, AF_INET6 10"),
+            Field("protocol", "u16", "", "IPPROTO_UDP 17, IPPROTO_UDPLITE 136"),
         ),
         ring_pages=1024,
     ),

@@ -25,7 +25,7 @@ N_TCP = 100       # messages over a TCP connection (its skbs reach user space th
 PORT_READ, PORT_FLOOD, PORT_TCP = 9000, 9001, 9002
 
 RECEIVER = f"""
-import socket, sys
+import socket, struct, sys, time
 r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 r.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)          # SO_RCVBUFFORCE: never drops while reading
 r.bind(("{ADDR_B}", {PORT_READ}))
@@ -37,11 +37,12 @@ t.bind(("{ADDR_B}", {PORT_TCP}))
 t.listen(1)
 print("ready", flush=True)
 r.settimeout(10)
-n = 0
+n, worst = 0, 0
 while n < {N_READ}:
-    r.recv(2048)
+    b = r.recv(2048)
+    worst = max(worst, time.monotonic_ns() - struct.unpack("<q", b[:8])[0])  # this datagram's send -> recv
     n += 1
-print(n, flush=True)
+print(n, worst, flush=True)
 c, _ = t.accept()
 got = 0
 while got < {N_TCP} * 64:
@@ -54,7 +55,7 @@ sys.stdin.readline()
 """
 
 SENDER = f"""
-import socket, sys, time
+import socket, struct, sys, time
 port, count = int(sys.argv[1]), int(sys.argv[2])
 if port == {PORT_TCP}:
     s = socket.create_connection(("{ADDR_B}", port))
@@ -66,7 +67,7 @@ if port == {PORT_TCP}:
     sys.exit()
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(count):
-    s.sendto(b"x" * 64, ("{ADDR_B}", port))
+    s.sendto(struct.pack("<q", time.monotonic_ns()) + b"x" * 56, ("{ADDR_B}", port))
     if i % 20 == 19:
         time.sleep(0.002)
 """
@@ -128,7 +129,8 @@ def recorded(veth, tmp_path_factory):
         rec.wait_ready()
         dev0, mib0 = rx_packets(NS_B, IF_B), udp_mib(NS_B)
         send(PORT_READ, N_READ)
-        assert recv.stdout.readline() == f"{N_READ}\n"
+        n_read, worst_wall = map(int, recv.stdout.readline().split())
+        assert n_read == N_READ
         send(PORT_FLOOD, N_FLOOD)
         send(PORT_TCP, N_TCP)
         assert recv.stdout.readline() == f"{N_TCP * 64}\n"
@@ -139,7 +141,7 @@ def recorded(veth, tmp_path_factory):
         kill(recv)
     code, rep = analyze_json(cap)
     truth = {"rx": dev1 - dev0, "rcvbuf_errors": mib1["RcvbufErrors"] - mib0["RcvbufErrors"],
-             "in_datagrams": mib1["InDatagrams"] - mib0["InDatagrams"]}
+             "in_datagrams": mib1["InDatagrams"] - mib0["InDatagrams"], "worst_send_to_recv_ns": worst_wall}
     return truth, rep
 
 
@@ -154,13 +156,28 @@ def test_received_packets_match_the_interface_counters(recorded):
 
 
 def test_tcp_data_read_by_the_receiver_has_a_delivery_time(recorded):
-    # UDP datagrams of this kernel reach user space without a tracepoint on
-    # their skb (linear copy, deferred free); TCP data goes through
-    # skb_copy_datagram_iovec: each read segment pairs with its arrival.
+    # TCP data goes through skb_copy_datagram_iovec: each read segment pairs with its arrival.
     truth, rep = recorded
     d = rep["network"]["delivery"]
-    assert N_TCP // 2 <= d["count"] <= N_TCP + 5
+    assert N_TCP // 2 <= d["methods"]["skb_copy"]["count"] <= N_TCP + 5
     assert 0 < d["p50_ns"] <= d["p99_ns"] <= d["max_ns"] < 5_000_000_000
+
+
+def test_every_udp_datagram_read_has_a_delivery_time_within_its_send_to_recv_time(recorded):
+    # UDP datagrams of this kernel reach user space without a tracepoint on
+    # their skb (linear copy, deferred free): they are followed through the
+    # socket queue (sk_data_ready -> sock_recv_length, in queue order).
+    truth, rep = recorded
+    net = rep["network"]
+    u = net["delivery"]["udp_queue"]
+    assert net["delivery"]["methods"]["udp_queue"]["count"] == N_READ, u
+    assert u["unaligned"] == 0 and u["batched"] == 0, u
+    # the flooded socket queued what fitted in its buffer and was never read
+    assert u["read"] == N_READ and u["paired"] == N_READ
+    assert u["enqueued"] == N_READ + N_FLOOD - truth["rcvbuf_errors"]
+    d = net["delivery"]["methods"]["udp_queue"]
+    # each delivery lies inside its datagram's own send -> recv wall time
+    assert 0 < d["p50_ns"] <= d["max_ns"] < truth["worst_send_to_recv_ns"], (d, truth)
 
 
 def test_receive_buffer_drops_by_reason_agree_with_udp_rcvbuf_errors(recorded):

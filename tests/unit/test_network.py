@@ -139,3 +139,39 @@ def test_module_not_recorded_is_a_clear_line():
     rep = analyze(capture({}, modules=["isolation"]))
     assert rep["network"]["status"] == "NOT_RECORDED"
     assert "--modules network" in rep["network"]["message"]
+
+
+SK, SK2 = 0xFFFF_8880_2000_0000, 0xFFFF_8880_3000_0000
+
+
+def enq(ts, sk, skb, batch=1, cpu=0):
+    return {"ts_ns": ts, "cpu": cpu, "rx_batch": batch, "sk": sk, "skbaddr": skb, "family": 2, "protocol": 17,
+            "_pad": 0}
+
+
+def recv(ts, sk, ret=64, flags=0, pid=RCVR, cpu=1):
+    return {"ts_ns": ts, "cpu": cpu, "pid": pid, "sk": sk, "tgid": pid, "ret": ret, "flags": flags, "family": 2,
+            "protocol": 17}
+
+
+def test_udp_datagrams_pair_queue_order_per_socket_from_arrival_to_the_read():
+    """SK gets A, B queued, a MSG_PEEK, then reads A and B in order; -EAGAIN,
+    then C (a GRO batch: no exact arrival) is read.  SK2 held a datagram when
+    recording began: its reads precede their pairs' queueing and are dropped."""
+    D = 0xFFFF_8880_0000_4000
+    tables = {
+        "netif_receive_skb": [rx(1 * MS, A), rx(2 * MS, B), rx(4 * MS, C), rx(4 * MS + 1, D), rx(6 * MS, A)],
+        "skb_copy_datagram_iovec": [], "kfree_skb": [], "napi_poll": [],
+        "udp_enqueue": [enq(1 * MS + 1 * US, SK, A), enq(2 * MS + 1 * US, SK, B),
+                        enq(4 * MS + 2 * US, SK, D, batch=2), enq(6 * MS + 1 * US, SK2, A)],
+        "udp_recv": [recv(2 * MS + 5 * US, SK, flags=2), recv(2 * MS + 10 * US, SK), recv(2 * MS + 20 * US, SK),
+                     recv(3 * MS, SK, ret=-11), recv(5 * MS, SK),
+                     recv(5 * MS + 1, SK2), recv(7 * MS, SK2, ret=-11)],
+    }
+    d = net.deliveries(capture(tables))
+    assert [(r["via"], r["skbaddr"], r["delivery_ns"]) for r in d.iter_rows(named=True)] == \
+        [("udp_queue", A, 1 * MS + 10 * US), ("udp_queue", B, 20 * US)]
+    _, stats = net.deliveries_and_udp(capture(tables))
+    assert stats == {"enqueued": 4, "read": 4, "paired": 3, "unaligned": 1, "batched": 1, "delivered": 2}
+    n = analyze(capture(tables))["network"]
+    assert n["delivery"]["methods"]["udp_queue"]["count"] == 2 and n["delivery"]["count"] == 2
