@@ -73,7 +73,7 @@ def explain(occ: pl.DataFrame, cpu: int, start_ns: int, end_ns: int, exclude_pid
         .with_columns(overlap_ns=(pl.min_horizontal(pl.col("end_ns"), pl.lit(end_ns, pl.UInt64)).cast(pl.Int64)
                                   - pl.max_horizontal(pl.col("start_ns"), pl.lit(start_ns, pl.UInt64)).cast(pl.Int64)))
         .group_by("kind", "label").agg(pl.col("overlap_ns").sum())
-        .sort("overlap_ns", descending=True)
+        .sort(["overlap_ns", "kind", "label"], descending=[True, False, False])
     )
     held = hits.head(top).to_dicts()
     busy = int(hits.filter(pl.col("kind") == "task")["overlap_ns"].sum() or 0)

@@ -9,7 +9,9 @@ Definitions (DESIGN.md):
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
+
+import numpy as np
 
 import polars as pl
 
@@ -37,9 +39,34 @@ def _empty(cap: Capture, ctx: Context) -> ModuleResult:
                                              "(record with --modules isolation)"}, recorded=False)
 
 
+# Ties broken by every key so that the in-memory and the sliced paths report
+# the same rows in the same order.
+INTRUDER_ORDER, INTRUDER_DESC = ["total_ns", "count", "pid", "cpu", "comm"], [True, True, False, False, False]
+BY_PID_ORDER, BY_PID_DESC = ["involuntary_switches", "voluntary_switches", "pid"], [True, True, False]
+WORST_ORDER, WORST_DESC = ["latency_ns", "run_ns", "pid"], [True, False, False]
+
+# Captures with more scheduler events than this are analyzed slice by slice
+# (``isolation_chunked``), in memory bounded by CHUNK_ROWS whatever their size.
+CHUNKED_ABOVE_ROWS = 20_000_000
+CHUNK_ROWS = 2_000_000
+
+
+def worst_waits(waits: pl.DataFrame, n: int) -> pl.DataFrame:
+    """The N longest waits, ties by time then pid (deterministic)."""
+    if not waits.height or n <= 0:
+        return waits.head(0)
+    kth = waits["latency_ns"].top_k(n).min()
+    return waits.filter(pl.col("latency_ns") >= kth).sort(WORST_ORDER, descending=WORST_DESC).head(n)
+
+
 def analyze(cap: Capture, ctx: Context) -> ModuleResult:
-    if not cap.has_module(MODULE) or cap.table("sched_switch") is None:
+    if not cap.has_module(MODULE) or not cap.has_table("sched_switch"):
         return _empty(cap, ctx)
+    sched_rows = sum(cap.rows(n) for n in ("sched_switch", "sched_wakeup", "sched_wakeup_new", "sched_migrate_task"))
+    if sched_rows > CHUNKED_ABOVE_ROWS:
+        data, notes = _figures_sliced(cap, ctx, CHUNK_ROWS)
+        return ModuleResult(MODULE, data, _checks(cap, data, ctx.policy[MODULE], list(ctx.monitored_cpus)),
+                            notes=notes)
     pol = ctx.policy[MODULE]
     notes: List[str] = []
     sw = sched.switches(cap)
@@ -100,12 +127,12 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
         intruders_df = (intr.group_by("next_pid", "next_comm", "cpu", "kernel_thread")
                         .agg(count=pl.len(), total_ns=pl.col("on_cpu_ns").sum(), max_ns=pl.col("on_cpu_ns").max())
                         .rename({"next_pid": "pid", "next_comm": "comm"})
-                        .sort(["total_ns", "count"], descending=True))
+                        .sort(INTRUDER_ORDER, descending=INTRUDER_DESC))
         user_intrusions = int(intr.filter(~pl.col("kernel_thread")).height)
         kthread_ns = int(intr.filter(pl.col("kernel_thread"))["on_cpu_ns"].sum() or 0)
 
     # --- worst delays with their cause -----------------------------------------------
-    top_waits = waits.top_k(ctx.top, by="latency_ns").sort("latency_ns", descending=True, maintain_order=True)
+    top_waits = worst_waits(waits, ctx.top)
     occ = causes.occupancy(cap, sw, windows=[(int(r["cpu"]), int(r["ready_ns"]), int(r["run_ns"]))
                                              for r in top_waits.iter_rows(named=True)])
     worst = []
@@ -127,7 +154,7 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
     mig_per = mig_sel.group_by("pid").agg(migrations=pl.len())
     by_pid = (per.join(mig_per, on="pid", how="full", coalesce=True)
               .with_columns(pl.col("voluntary_switches", "involuntary_switches", "migrations").fill_null(0))
-              .sort(["involuntary_switches", "voluntary_switches"], descending=True)
+              .sort(BY_PID_ORDER, descending=BY_PID_DESC)
               .head(max(ctx.top, len(tids)) if tids else ctx.top))
 
     data = {
@@ -199,3 +226,250 @@ def _checks(cap: Capture, d: dict, pol: dict, monitored) -> List[Check]:
         checks.append(judge(MODULE, "involuntary_switches", d["involuntary_switches"],
                             pol["max_involuntary_switches"], None, "involuntary switches of targets"))
     return checks
+
+
+# --- the same figures, one time slice at a time ---------------------------------------
+#
+# For captures too large to hold (100 M events): ``cap.chunks`` yields
+# consecutive time slices; what crosses a slice boundary is carried over
+# (each CPU's last switch, whose end is the next slice's first switch there;
+# each thread's open wait), counts are summed per slice, the latencies kept
+# whole (exact percentiles), and names attached only to the reported rows.
+# Every figure equals the in-memory path's (tests/unit/test_isolation_chunked.py).
+
+_WAKEUPS = ("sched_wakeup", "sched_wakeup_new")
+def _last_by_time(df: pl.DataFrame, key: str, cols: List[str]) -> pl.DataFrame:
+    """Per KEY, COLS of its latest row (stored order among equal times)."""
+    return (df.with_row_index("_i").group_by(key)
+            .agg(pl.col(cols).sort_by(["ts_ns", "_i"]).last()))
+
+
+def _figures_sliced(cap: Capture, ctx: Context, rows: int):
+    monitored = list(ctx.monitored_cpus)
+    targets = list(ctx.targets)
+    notes: List[str] = []
+    _, end = cap.window_ns
+    sw_src = cap.arrow.source("sched_switch")
+    if sw_src.rows:
+        end = max(end, int(sw_src.max_ts))
+
+    # --- pass 1: switches (counts, on-CPU time), names of threads, migrations ---------
+    cols = {"sched_switch": ["ts_ns", "cpu", "prev_pid", "prev_tgid", "prev_state", "prev_comm", "next_pid"]
+            + (["next_comm"] if monitored else []),
+            "sched_migrate_task": ["ts_ns", "pid", "orig_cpu", "dest_cpu"]}
+    for name in _WAKEUPS:
+        cols[name] = ["ts_ns", "waker_pid", "waker_tgid"]
+    outs_p, intr_p, mig_p, tm_sw = [], [], [], []
+    tm_wk = {n: [] for n in _WAKEUPS}
+    on_carry = None
+    for sl in cap.chunks(cols, rows):
+        sw = sl.get("sched_switch")
+        if sw is not None and sw.height:
+            tm_sw.append(_last_by_time(sw.rename({"prev_pid": "tid"}), "tid", ["prev_tgid", "prev_comm", "ts_ns"]))
+            outs_p.append(sw.filter(pl.col("prev_pid") != 0).group_by("prev_pid", "cpu").agg(
+                n=pl.len(), invol=sched.runnable_expr().sum(),
+                comm=pl.col("prev_comm").sort_by("ts_ns").last(), last_ts=pl.col("ts_ns").max()))
+            if monitored:
+                cur = sw.select("ts_ns", "cpu", "next_pid", "next_comm")
+                if on_carry is not None:
+                    cur = pl.concat([on_carry, cur], how="vertical")
+                cur = cur.sort("cpu", "ts_ns", maintain_order=True).with_columns(
+                    end_ns=pl.col("ts_ns").shift(-1).over("cpu"))
+                on_carry = cur.filter(pl.col("end_ns").is_null()).drop("end_ns")
+                intr_p.append(_intr_part(cur.filter(pl.col("end_ns").is_not_null()), monitored))
+        for name in _WAKEUPS:
+            w = sl.get(name)
+            if w is not None and w.height:
+                tm_wk[name].append(_last_by_time(w.rename({"waker_pid": "tid"}), "tid", ["waker_tgid", "ts_ns"]))
+        mig = sl.get("sched_migrate_task")
+        if mig is not None and mig.height:
+            mig_p.append(mig.group_by("pid", hit=pl.col("orig_cpu").is_in(monitored)
+                                      | pl.col("dest_cpu").is_in(monitored)).agg(n=pl.len()))
+    if on_carry is not None and on_carry.height:
+        intr_p.append(_intr_part(on_carry.with_columns(end_ns=pl.lit(end, pl.UInt64)), monitored))
+
+    parts = [cap.tasks.select("tid", "tgid", "comm", "kthread")]
+    if tm_sw:
+        u = pl.concat(tm_sw).unique("tid", keep="last")
+        parts.append(u.select(tid=pl.col("tid"), tgid=pl.col("prev_tgid").cast(pl.Int32), comm=pl.col("prev_comm"),
+                              kthread=pl.lit(None, pl.Boolean)))
+    for name in _WAKEUPS:
+        if tm_wk[name]:
+            u = pl.concat(tm_wk[name]).unique("tid", keep="last")
+            parts.append(u.select(tid=pl.col("tid").cast(pl.Int32), tgid=pl.col("waker_tgid").cast(pl.Int32),
+                                  comm=pl.lit(None, pl.String), kthread=pl.lit(None, pl.Boolean)))
+    tmap = pl.concat(parts, how="vertical_relaxed").group_by("tid").agg(
+        tgid=pl.col("tgid").drop_nulls().last(), comm=pl.col("comm").drop_nulls().last(),
+        kthread=pl.col("kthread").drop_nulls().first())
+
+    intr_all = (pl.concat(intr_p).group_by("next_pid", "next_comm", "cpu")
+                .agg(count=pl.col("count").sum(), total_ns=pl.col("total_ns").sum(), max_ns=pl.col("max_ns").max())
+                if intr_p else None)
+    inferred = False
+    if not targets and monitored and intr_all is not None:
+        occ = (intr_all.group_by("cpu", "next_pid").agg(on_cpu_ns=pl.col("total_ns").sum())
+               .join(tmap.select("tid", "tgid"), left_on="next_pid", right_on="tid", how="left")
+               .with_columns(tgid=pl.col("tgid").fill_null(pl.col("next_pid")))
+               .group_by("cpu", "tgid").agg(pl.col("on_cpu_ns").sum())
+               .sort("on_cpu_ns", descending=True).unique("cpu", keep="first"))
+        targets = sorted(set(occ["tgid"].to_list()))
+        inferred = bool(targets)
+        if inferred:
+            notes.append("no --pid given: each monitored CPU's main occupant is taken as its target "
+                         f"(tgid {', '.join(map(str, targets))})")
+    tids = sched.target_tids(tmap, targets)
+
+    outs = (pl.concat(outs_p).group_by("prev_pid", "cpu").agg(
+        n=pl.col("n").sum(), invol=pl.col("invol").sum(),
+        comm=pl.col("comm").sort_by("last_ts").last(), last_ts=pl.col("last_ts").max())
+        if outs_p else pl.DataFrame(schema={"prev_pid": pl.Int32, "cpu": pl.UInt32, "n": pl.UInt32,
+                                            "invol": pl.UInt32, "comm": pl.String, "last_ts": pl.UInt64}))
+    if tids:
+        outs = outs.filter(pl.col("prev_pid").is_in(tids))
+    elif monitored:
+        outs = outs.filter(pl.col("cpu").is_in(monitored))
+    context_switches = int(outs["n"].sum() or 0)
+    involuntary = int(outs["invol"].sum() or 0)
+    mig = (pl.concat(mig_p).group_by("pid", "hit").agg(n=pl.col("n").sum()) if mig_p
+           else pl.DataFrame(schema={"pid": pl.Int32, "hit": pl.Boolean, "n": pl.UInt32}))
+    mig = mig.filter(pl.col("pid").is_in(tids)) if tids else (mig.filter(pl.col("hit")) if monitored else mig)
+    migrations = int(mig["n"].sum() or 0)
+
+    # --- pass 2: runqueue waits --------------------------------------------------------
+    cols = {"sched_switch": ["ts_ns", "cpu", "prev_pid", "prev_state", "next_pid"]}
+    for name in _WAKEUPS:
+        cols[name] = ["ts_ns", "pid"]
+    lat, cand = [], []
+    carry = pl.DataFrame(schema=sched.WAIT_EVENT_SCHEMA)
+    for sl in cap.chunks(cols, rows):
+        sw = sl.get("sched_switch")
+        if sw is None:
+            sw = pl.DataFrame(schema={c: pl.UInt64 if c == "ts_ns" else pl.Int32 for c in cols["sched_switch"]})
+        frames = [carry.lazy()] + sched.wait_events(sw, [sl[n] for n in _WAKEUPS if n in sl], row_offset=None)
+        waits, carry = sched.waits_of_events(frames)
+        if tids:
+            waits = waits.filter(pl.col("pid").is_in(tids))
+        elif monitored:
+            waits = waits.filter(pl.col("cpu").is_in(monitored))
+        lat.append(waits["latency_ns"].to_numpy())
+        cand.append(worst_waits(waits, ctx.top))
+    samples = int(sum(len(a) for a in lat))
+    all_lat = np.concatenate(lat) if lat else np.zeros(0, dtype=np.int64)
+    lat.clear()
+    pct = percentiles(all_lat)
+    del all_lat
+    top_waits = worst_waits(pl.concat(cand), ctx.top) if cand else None
+
+    # --- pass 3: who held the CPU during the worst waits (and their names) -------------
+    worst = []
+    if top_waits is not None and top_waits.height:
+        worst = _explain_sliced(cap, top_waits, end, rows)
+
+    # --- intrusions and per-thread rows, names attached -------------------------------------
+    intruders_df = pl.DataFrame()
+    user_intrusions = 0
+    kthread_ns = 0
+    if monitored and intr_all is not None:
+        intr = (intr_all.filter(~pl.col("next_pid").is_in(tids))
+                .join(tmap.select("tid", "kthread"), left_on="next_pid", right_on="tid", how="left")
+                .with_columns(kernel_thread=sched.is_kernel_thread("next_comm", "kthread")))
+        intruders_df = (intr.group_by("next_pid", "next_comm", "cpu", "kernel_thread")
+                        .agg(pl.col("count").sum(), pl.col("total_ns").sum(), pl.col("max_ns").max())
+                        .rename({"next_pid": "pid", "next_comm": "comm"})
+                        .sort(INTRUDER_ORDER, descending=INTRUDER_DESC))
+        user_intrusions = int(intr.filter(~pl.col("kernel_thread"))["count"].sum() or 0)
+        kthread_ns = int(intr.filter(pl.col("kernel_thread"))["total_ns"].sum() or 0)
+
+    per = (outs.group_by("prev_pid").agg(
+        comm=pl.col("comm").sort_by(["cpu", "last_ts"]).last(),
+        voluntary_switches=(pl.col("n") - pl.col("invol")).sum(),
+        involuntary_switches=pl.col("invol").sum())
+        .rename({"prev_pid": "pid"}))
+    mig_per = mig.group_by("pid").agg(migrations=pl.col("n").sum())
+    by_pid = (per.join(mig_per, on="pid", how="full", coalesce=True)
+              .with_columns(pl.col("voluntary_switches", "involuntary_switches", "migrations").fill_null(0))
+              .sort(BY_PID_ORDER, descending=BY_PID_DESC)
+              .head(max(ctx.top, len(tids)) if tids else ctx.top))
+
+    data = {
+        "monitored_cpus": monitored,
+        "monitored_source": ctx.monitored_source,
+        "targets": targets,
+        "targets_inferred": inferred,
+        "target_threads": len(tids),
+        "context_switches": context_switches,
+        "involuntary_switches": involuntary,
+        "migrations": migrations,
+        "runqueue_samples": samples,
+        "p50_runqueue_ns": pct["p50_ns"],
+        "p99_runqueue_ns": pct["p99_ns"],
+        "p99_9_runqueue_ns": pct["p99_9_ns"],
+        "p99_99_runqueue_ns": pct["p99_99_ns"],
+        "p99_999_runqueue_ns": pct["p99_999_ns"],
+        "max_runqueue_ns": pct["max_ns"],
+        "intrusions": int(intruders_df["count"].sum()) if intruders_df.height else 0,
+        "user_intrusions": user_intrusions,
+        "kernel_thread_time_ns": kthread_ns,
+        "intruders": [
+            {"comm": r["comm"], "pid": int(r["pid"]), "cpu": int(r["cpu"]), "count": int(r["count"]),
+             "total_ns": int(r["total_ns"]), "max_ns": int(r["max_ns"]), "kernel_thread": bool(r["kernel_thread"])}
+            for r in intruders_df.head(max(ctx.top, 20)).iter_rows(named=True)
+        ] if intruders_df.height else [],
+        "worst": worst,
+        "by_pid": [{"pid": int(r["pid"]), "comm": r["comm"],
+                    "voluntary_switches": int(r["voluntary_switches"]),
+                    "involuntary_switches": int(r["involuntary_switches"]),
+                    "migrations": int(r["migrations"])} for r in by_pid.iter_rows(named=True)],
+    }
+    return data, notes
+
+
+def _intr_part(done: pl.DataFrame, monitored) -> pl.DataFrame:
+    """Switch-ins on monitored CPUs whose end is known: count, total and max on-CPU time per task."""
+    return (done.filter(pl.col("cpu").is_in(monitored) & (pl.col("next_pid") != 0))
+            .with_columns(on_cpu_ns=pl.col("end_ns").cast(pl.Int64) - pl.col("ts_ns").cast(pl.Int64))
+            .group_by("next_pid", "next_comm", "cpu")
+            .agg(count=pl.len(), total_ns=pl.col("on_cpu_ns").sum(), max_ns=pl.col("on_cpu_ns").max()))
+
+
+def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) -> List[dict]:
+    """The worst waits' causes and names from one more pass over the switches: per
+    wait, the last switch on its CPU at or before it became ready and every
+    switch there until it ran (the on-CPU intervals that overlap it)."""
+    ws = list(top_waits.iter_rows(named=True))
+    cpus = sorted({int(w["cpu"]) for w in ws})
+    last_run = max(int(w["run_ns"]) for w in ws)
+    before: List[Optional[pl.DataFrame]] = [None] * len(ws)
+    between: List[List[pl.DataFrame]] = [[] for _ in ws]
+    for sl in cap.chunks({"sched_switch": ["ts_ns", "cpu", "next_pid", "next_comm"]}, rows):
+        sw = sl.get("sched_switch")
+        if sw is None or not sw.height:
+            continue
+        if int(sw["ts_ns"].min()) > last_run:
+            break
+        sw = sw.filter(pl.col("cpu").is_in(cpus) & (pl.col("ts_ns") <= last_run))
+        for i, w in enumerate(ws):
+            c, a, b = int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"])
+            on = sw.filter(pl.col("cpu") == c)
+            pre = on.filter(pl.col("ts_ns") <= a)
+            if pre.height:
+                before[i] = pre.sort("ts_ns", maintain_order=True).tail(1)
+            mid = on.filter((pl.col("ts_ns") > a) & (pl.col("ts_ns") <= b))
+            if mid.height:
+                between[i].append(mid)
+    worst = []
+    for i, w in enumerate(ws):
+        c, a, b = int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"])
+        rows_i = [df for df in [before[i]] + between[i] if df is not None]
+        seg = (pl.concat(rows_i).sort("ts_ns", maintain_order=True)
+               .with_columns(end_ns=pl.col("ts_ns").shift(-1).fill_null(pl.lit(end, pl.UInt64))))
+        comm = seg.filter((pl.col("ts_ns") == b) & (pl.col("next_pid") == w["pid"]))["next_comm"]
+        occ = causes.occupancy(cap, seg, windows=[(c, a, b)])
+        why = causes.explain(occ, c, a, b, exclude_pid=w["pid"])
+        worst.append({
+            "ts_ns": b, "wall_time": cap.wall_time(w["run_ns"]),
+            "latency_ns": int(w["latency_ns"]), "pid": int(w["pid"]), "comm": comm[0] if comm.len() else None,
+            "cpu": c, "reason": w["reason"], "cause": why["text"],
+            "occupants": why["occupants"],
+        })
+    return worst

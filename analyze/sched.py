@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, List, Optional
 
+import numpy as np
 import polars as pl
 
 from latencyscope.analyze.capture import Capture
@@ -86,6 +87,119 @@ def target_tids(tmap: pl.DataFrame, tgids: Iterable[int]) -> List[int]:
     return sorted(set(tids) | set(tg))
 
 
+WAIT_EVENT_SCHEMA = {"pid": pl.Int32, "ts_ns": pl.UInt64, "k": pl.Int8, "runnable": pl.Boolean,
+                     "cpu": pl.UInt32, "si": pl.UInt32, "done": pl.Boolean}
+
+
+def wait_events(sw: pl.DataFrame, wakeups: List[pl.DataFrame], row_offset: Optional[int] = 0) -> List[pl.LazyFrame]:
+    """Switch-outs (k=0), wakeups (k=1) and switch-ins (k=2, with their row
+    number ``si`` in SW plus ROW_OFFSET) of runnable threads, one frame each.
+    SW needs ts_ns, cpu, prev_pid, prev_state, next_pid; wakeups ts_ns, pid."""
+    none = {"runnable": pl.lit(None, pl.Boolean), "cpu": pl.lit(None, pl.UInt32), "si": pl.lit(None, pl.UInt32)}
+    swl = sw.lazy()
+    si = (pl.int_range(pl.len(), dtype=pl.UInt32) + row_offset) if row_offset is not None else none["si"]
+    frames = [
+        swl.filter(pl.col("prev_pid") != 0).select(
+            pid=pl.col("prev_pid").cast(pl.Int32), ts_ns=pl.col("ts_ns"), k=pl.lit(0, pl.Int8),
+            runnable=runnable_expr(), cpu=none["cpu"], si=none["si"], done=pl.lit(False)),
+        swl.with_columns(_si=si).filter(pl.col("next_pid") != 0).select(
+            pid=pl.col("next_pid").cast(pl.Int32), ts_ns=pl.col("ts_ns"), k=pl.lit(2, pl.Int8),
+            runnable=none["runnable"], cpu=pl.col("cpu").cast(pl.UInt32), si=pl.col("_si"), done=pl.lit(False)),
+    ]
+    for w in wakeups:
+        frames.append(w.lazy().select(
+            pid=pl.col("pid").cast(pl.Int32), ts_ns=pl.col("ts_ns"), k=pl.lit(1, pl.Int8),
+            runnable=none["runnable"], cpu=none["cpu"], si=none["si"], done=pl.lit(False)))
+    return frames
+
+
+def waits_of_events(frames: List[pl.LazyFrame]):
+    """(waits, carry) of the wait events FRAMES (``wait_events``, and a carry).
+
+    Per thread, in time order, a wait runs from a switch-out (k=0) to the
+    first switch-in (k=2) after it; events after that first switch-in and
+    before the next switch-out start nothing.  Done with one sort and numpy
+    (no per-group windows: those cost ~1 CPU-s and 400 MiB per million events).
+
+    The carry holds, per thread, what a later time slice needs: its open wait
+    (its switch-out and earliest wakeup so far) or, when its last wait ended,
+    that switch-in marked ``done`` (reported already, and it still masks the
+    wakeups that precede the next switch-out).
+    """
+    ev = pl.concat(frames, how="vertical").collect()
+    n = ev.height
+    if n == 0:
+        return (pl.DataFrame(schema={"pid": pl.Int32, "cpu": pl.UInt32, "si": pl.UInt32, "ready_ns": pl.UInt64,
+                                     "run_ns": pl.UInt64, "latency_ns": pl.Int64, "reason": pl.String}),
+                pl.DataFrame(schema=WAIT_EVENT_SCHEMA))
+    # numpy's lexsort: Polars' multi-column sort reserves GiBs of address space.
+    order = np.lexsort((ev["k"].to_numpy(), ev["ts_ns"].to_numpy(), ev["pid"].to_numpy()))
+    pid = ev["pid"].to_numpy()[order]
+    ts = ev["ts_ns"].to_numpy()[order]
+    k = ev["k"].to_numpy()[order]
+    start = np.empty(n, dtype=bool)
+    start[0] = True
+    start[1:] = (pid[1:] != pid[:-1]) | (k[1:] == 0)
+    seg = np.cumsum(start) - 1
+    starts = np.flatnonzero(start)
+    nseg = len(starts)
+    s = k == 2
+    s_before = np.cumsum(s) - s
+    keep = s_before == s_before[starts][seg]          # up to the wait's first switch-in
+    seg_pid = pid[starts]
+    has_o = k[starts] == 0
+    o_ts = ts[starts]
+    o_run = has_o & ev["runnable"].fill_null(False).to_numpy()[order[starts]]
+    si_idx = np.flatnonzero(keep & s)                   # at most one per wait
+    has_s = np.zeros(nseg, dtype=bool)
+    has_s[seg[si_idx]] = True
+    run = np.zeros(nseg, dtype=np.uint64)
+    run[seg[si_idx]] = ts[si_idx]
+    done = np.zeros(nseg, dtype=bool)
+    done[seg[si_idx]] = ev["done"].to_numpy()[order[si_idx]]
+    ri = np.flatnonzero(keep & (k == 1))
+    if len(ri):
+        first = np.empty(len(ri), dtype=bool)
+        first[0] = True
+        first[1:] = seg[ri][1:] != seg[ri][:-1]
+        ri = ri[first]                                 # earliest wakeup of each wait
+    has_r = np.zeros(nseg, dtype=bool)
+    has_r[seg[ri]] = True
+    r_ts = np.zeros(nseg, dtype=np.uint64)
+    r_ts[seg[ri]] = ts[ri]
+
+    emit = has_s & ~done & (o_run | has_r)
+    ready = np.where(o_run, o_ts, r_ts)[emit]
+    e_rows = si_idx[emit[seg[si_idx]]]                 # the switch-in ending each reported wait
+    waits = pl.DataFrame({
+        "pid": seg_pid[emit],
+        "cpu": ev["cpu"].gather(order[e_rows]),
+        "si": ev["si"].gather(order[e_rows]),
+        "ready_ns": pl.Series(ready, dtype=pl.UInt64),
+        "run_ns": pl.Series(run[emit], dtype=pl.UInt64),
+        "latency_ns": pl.Series(run[emit].astype(np.int64) - ready.astype(np.int64), dtype=pl.Int64),
+        "reason": pl.Series(np.where(o_run[emit], "preempted", "wakeup"), dtype=pl.String),
+    })
+
+    last = np.ones(nseg, dtype=bool)
+    last[:-1] = seg_pid[1:] != seg_pid[:-1]
+    closed = last & has_s
+    opened = last & ~has_s
+    o_c = opened & has_o
+    r_c = opened & has_r
+    cpid = np.concatenate([seg_pid[closed], seg_pid[o_c], seg_pid[r_c]])
+    carry = pl.DataFrame({
+        "pid": pl.Series(cpid, dtype=pl.Int32),
+        "ts_ns": pl.Series(np.concatenate([run[closed], o_ts[o_c], r_ts[r_c]]), dtype=pl.UInt64),
+        "k": pl.Series(np.repeat(np.array([2, 0, 1], dtype=np.int8), [closed.sum(), o_c.sum(), r_c.sum()])),
+        "runnable": pl.Series(np.concatenate([np.zeros(closed.sum(), bool), o_run[o_c], np.zeros(r_c.sum(), bool)])),
+        "cpu": pl.Series([None] * len(cpid), dtype=pl.UInt32),
+        "si": pl.Series([None] * len(cpid), dtype=pl.UInt32),
+        "done": pl.Series(np.repeat([True, False, False], [closed.sum(), o_c.sum(), r_c.sum()])),
+    })
+    return waits, carry
+
+
 def runqueue_waits(cap: Capture) -> Optional[pl.DataFrame]:
     """Every wait from becoming runnable to the next switch-in, per thread.
 
@@ -104,50 +218,8 @@ def runqueue_waits(cap: Capture) -> Optional[pl.DataFrame]:
     sw = cap.frame("sched_switch", ["ts_ns", "prev_state", "cpu", "prev_pid", "next_pid"])
     if sw is None:
         return None
-    swl = sw.lazy().with_row_index("si")
-    frames = [
-        # O: switch-out (k=0)
-        swl.filter(pl.col("prev_pid") != 0).select(
-            pid=pl.col("prev_pid"), ts_ns=pl.col("ts_ns"), k=pl.lit(0, pl.Int8),
-            runnable=runnable_expr(), cpu=pl.lit(None, pl.UInt32), si=pl.lit(None, pl.UInt32)),
-        # S: switch-in (k=2)
-        swl.filter(pl.col("next_pid") != 0).select(
-            pid=pl.col("next_pid"), ts_ns=pl.col("ts_ns"), k=pl.lit(2, pl.Int8),
-            runnable=pl.lit(None, pl.Boolean), cpu=pl.col("cpu"), si=pl.col("si")),
-    ]
-    for name in ("sched_wakeup", "sched_wakeup_new"):
-        w = cap.frame(name, ["ts_ns", "pid"])
-        if w is not None:
-            # R: became runnable (k=1)
-            frames.append(w.lazy().select(
-                pid=pl.col("pid"), ts_ns=pl.col("ts_ns"), k=pl.lit(1, pl.Int8),
-                runnable=pl.lit(None, pl.Boolean), cpu=pl.lit(None, pl.UInt32), si=pl.lit(None, pl.UInt32)))
-    ev = (
-        pl.concat(frames, how="vertical")
-        .sort("pid", "ts_ns", "k")
-        .with_columns(wait_id=(pl.col("k") == 0).cum_sum().over("pid"))
-        # Only what happened up to the first switch-in of a wait belongs to it
-        # (a wakeup after it, while the task runs, starts nothing).
-        .filter(((pl.col("k") == 2).cum_sum() - (pl.col("k") == 2).cast(pl.UInt32)).over("pid", "wait_id") == 0)
-    )
-    g = ev.group_by("pid", "wait_id").agg(
-        o_runnable=pl.col("runnable").filter(pl.col("k") == 0).first(),
-        o_ts=pl.col("ts_ns").filter(pl.col("k") == 0).first(),
-        r_ts=pl.col("ts_ns").filter(pl.col("k") == 1).min(),
-        run_ns=pl.col("ts_ns").filter(pl.col("k") == 2).first(),
-        cpu=pl.col("cpu").filter(pl.col("k") == 2).first(),
-        si=pl.col("si").filter(pl.col("k") == 2).first(),
-    )
-    waits = (
-        g.with_columns(
-            ready_ns=pl.when(pl.col("o_runnable").fill_null(False)).then(pl.col("o_ts")).otherwise(pl.col("r_ts")),
-            reason=pl.when(pl.col("o_runnable").fill_null(False)).then(pl.lit("preempted")).otherwise(pl.lit("wakeup")),
-        )
-        .filter(pl.col("ready_ns").is_not_null() & pl.col("run_ns").is_not_null())
-        .with_columns(latency_ns=(pl.col("run_ns").cast(pl.Int64) - pl.col("ready_ns").cast(pl.Int64)))
-        .select("pid", "cpu", "si", "ready_ns", "run_ns", "latency_ns", "reason")
-        .sort("run_ns")
-        .collect()
-    )
+    wk = [w for w in (cap.frame(n, ["ts_ns", "pid"]) for n in ("sched_wakeup", "sched_wakeup_new")) if w is not None]
+    waits, _ = waits_of_events(wait_events(sw, wk))
+    waits = waits.sort("run_ns", maintain_order=True)
     comm = cap.frame("sched_switch", ["next_comm"])["next_comm"].gather(waits["si"])
     return waits.with_columns(comm=comm).select("pid", "cpu", "comm", "ready_ns", "run_ns", "latency_ns", "reason")

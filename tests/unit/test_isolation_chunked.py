@@ -1,0 +1,84 @@
+"""A capture too large to hold is analyzed slice by slice: the figures are the in-memory ones.
+
+Both paths run on the same captures; the sliced one with slices of a few
+hundred events, so that waits, on-CPU intervals and thread names cross many
+slice boundaries.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from latencyscope.analyze import isolation, policy, report
+from latencyscope.analyze.capture import open_capture
+from synth import MS, US, capture, switch, wakeup
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _gen_module():
+    spec = importlib.util.spec_from_file_location("lsbench_gen_capture_chunked", BENCH / "gen_capture.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    path = tmp_path_factory.mktemp("chunked") / "syn.lscope"
+    out, rows = _gen_module().generate(str(path), 60_000, batch=7_000, n_cpus=3, n_tasks=12, seed=7)
+    assert rows["sched_switch"] > 30_000
+    return out
+
+
+def _figures(cap, monkeypatch, sliced: bool, rows: int, cpus=None, pids=()):
+    monkeypatch.setattr(isolation, "CHUNKED_ABOVE_ROWS", 0 if sliced else 10**12)
+    monkeypatch.setattr(isolation, "CHUNK_ROWS", rows)
+    ctx = report.resolve_context(cap, policy.default_values(), cpus=cpus, pids=pids, top=8)
+    return json.loads(json.dumps(isolation.analyze(cap, ctx).data, sort_keys=True))
+
+
+@pytest.mark.parametrize("cpus,pids", [(None, ()), ([1], ()), ([0, 2], ()), (None, (1004,)), ([2], (1000, 1008))])
+def test_a_large_capture_sliced_gives_the_in_memory_figures(synthetic, monkeypatch, cpus, pids):
+    whole = _figures(open_capture(synthetic), monkeypatch, False, 0, cpus, pids)
+    sliced = _figures(open_capture(synthetic), monkeypatch, True, 997, cpus, pids)
+    assert whole["runqueue_samples"] > 1000 and whole["worst"]
+    if cpus:
+        assert whole["intrusions"] > 0
+    assert sliced == whole
+
+
+def test_a_wait_and_an_intruder_cut_by_a_slice_boundary_are_whole(monkeypatch):
+    HOG, INTRUDER, DAEMON = 100, 200, 300
+    tables = {
+        "sched_switch": [
+            switch(0, 1, 0, HOG), switch(0, 0, 0, DAEMON),
+            switch(1500 * US, 1, HOG, INTRUDER, prev_state=0x100),
+            switch(2 * MS, 1, INTRUDER, HOG, prev_state=1),
+            switch(5100 * US, 1, HOG, INTRUDER, prev_state=0x100),
+            switch(5300 * US, 1, INTRUDER, HOG, prev_state=1),
+            switch(7 * MS, 0, DAEMON, 0, prev_state=1),
+            switch(9200 * US, 0, 0, DAEMON),
+        ],
+        "sched_wakeup": [wakeup(1 * MS, INTRUDER, 1), wakeup(5 * MS, INTRUDER, 1),
+                         wakeup(6 * MS, DAEMON, 0), wakeup(9 * MS, DAEMON, 0)],
+        "sched_migrate_task": [{"ts_ns": 8 * MS, "cpu": 1, "pid": HOG, "orig_cpu": 1, "dest_cpu": 0,
+                                "comm": "t100"}],
+    }
+    for cpus in (None, [1]):
+        whole = _figures(capture(tables), monkeypatch, False, 0, cpus)
+        for rows in (1, 2, 3, 5):
+            assert _figures(capture(tables), monkeypatch, True, rows, cpus) == whole
+
+
+def test_the_sliced_path_is_the_one_taken_above_the_threshold(synthetic, monkeypatch):
+    calls = []
+    real = isolation._figures_sliced
+    monkeypatch.setattr(isolation, "_figures_sliced", lambda *a: calls.append(a[2]) or real(*a))
+    _figures(open_capture(synthetic), monkeypatch, True, 997)
+    assert calls == [997]
+    _figures(open_capture(synthetic), monkeypatch, False, 997)
+    assert calls == [997]
