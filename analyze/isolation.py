@@ -69,7 +69,7 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
                             notes=notes)
     pol = ctx.policy[MODULE]
     notes: List[str] = []
-    sw = sched.switches(cap)
+    sw = sched.switches(cap, ordered=False)
     tmap = sched.task_map(cap)
     monitored = list(ctx.monitored_cpus)
 
@@ -147,7 +147,7 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
 
     # --- per thread ------------------------------------------------------------------
     per = (outs.group_by("prev_pid").agg(
-        comm=pl.col("prev_comm").last(),
+        comm=pl.col("prev_comm").sort_by(["cpu", "ts_ns"], maintain_order=True).last(),
         voluntary_switches=(~pl.col("involuntary")).sum(),
         involuntary_switches=pl.col("involuntary").sum())
         .rename({"prev_pid": "pid"}))
@@ -238,12 +238,6 @@ def _checks(cap: Capture, d: dict, pol: dict, monitored) -> List[Check]:
 # Every figure equals the in-memory path's (tests/unit/test_isolation_chunked.py).
 
 _WAKEUPS = ("sched_wakeup", "sched_wakeup_new")
-def _last_by_time(df: pl.DataFrame, key: str, cols: List[str]) -> pl.DataFrame:
-    """Per KEY, COLS of its latest row (stored order among equal times)."""
-    return (df.with_row_index("_i").group_by(key)
-            .agg(pl.col(cols).sort_by(["ts_ns", "_i"]).last()))
-
-
 def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     monitored = list(ctx.monitored_cpus)
     targets = list(ctx.targets)
@@ -265,7 +259,7 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     for sl in cap.chunks(cols, rows):
         sw = sl.get("sched_switch")
         if sw is not None and sw.height:
-            tm_sw.append(_last_by_time(sw.rename({"prev_pid": "tid"}), "tid", ["prev_tgid", "prev_comm", "ts_ns"]))
+            tm_sw.append(sched.last_by_time(sw.rename({"prev_pid": "tid"}), "tid", ["prev_tgid", "prev_comm", "ts_ns"]))
             outs_p.append(sw.filter(pl.col("prev_pid") != 0).group_by("prev_pid", "cpu").agg(
                 n=pl.len(), invol=sched.runnable_expr().sum(),
                 comm=pl.col("prev_comm").sort_by("ts_ns").last(), last_ts=pl.col("ts_ns").max()))
@@ -280,7 +274,7 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
         for name in _WAKEUPS:
             w = sl.get(name)
             if w is not None and w.height:
-                tm_wk[name].append(_last_by_time(w.rename({"waker_pid": "tid"}), "tid", ["waker_tgid", "ts_ns"]))
+                tm_wk[name].append(sched.last_by_time(w.rename({"waker_pid": "tid"}), "tid", ["waker_tgid", "ts_ns"]))
         mig = sl.get("sched_migrate_task")
         if mig is not None and mig.height:
             mig_p.append(mig.group_by("pid", hit=pl.col("orig_cpu").is_in(monitored)

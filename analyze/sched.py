@@ -30,21 +30,30 @@ def runnable_expr(state: str = "prev_state") -> pl.Expr:
     return (pl.col(state) & STATE_MASK) == 0
 
 
-def switches(cap: Capture) -> Optional[pl.DataFrame]:
-    """sched_switch with each switch-in's on-CPU interval [ts_ns, end_ns).
+def switches(cap: Capture, ordered: bool = True) -> Optional[pl.DataFrame]:
+    """sched_switch with each switch-in's on-CPU interval [ts_ns, end_ns),
+    sorted by cpu, ts_ns (ORDERED=False: in stored order when each CPU's
+    switches already are in time order, which spares a copy of every column).
 
     end_ns is the next switch on the same CPU; the last one on a CPU ends at
     the capture window's end (clipped, never invented beyond it).
     """
-    sw = cap.table("sched_switch")
+    # Stored order (not cap.table: no whole-table sort by time first).  Every
+    # recorded CPU is in time order as stored, so a stable sort by cpu alone
+    # gives (cpu, ts_ns) order; anything else is sorted by both.
+    sw = cap.frame("sched_switch")
     if sw is None:
         return None
     _, end = cap.window_ns
     end = max(end, int(sw["ts_ns"].max() or 0)) if sw.height else end
+    per_cpu_sorted = bool(sw.select((pl.col("ts_ns").diff().over("cpu") >= 0).all()).item()) if sw.height else True
+    swl = sw.lazy()
+    if not per_cpu_sorted:
+        swl = swl.sort("cpu", "ts_ns", maintain_order=True)
+    elif ordered:
+        swl = swl.sort("cpu", maintain_order=True)
     return (
-        sw.lazy()
-        .sort("cpu", "ts_ns")
-        .with_columns(
+        swl.with_columns(
             end_ns=pl.col("ts_ns").shift(-1).over("cpu").fill_null(pl.lit(end, pl.UInt64)),
         )
         .with_columns(on_cpu_ns=(pl.col("end_ns").cast(pl.Int64) - pl.col("ts_ns").cast(pl.Int64)))
@@ -52,20 +61,27 @@ def switches(cap: Capture) -> Optional[pl.DataFrame]:
     )
 
 
+def last_by_time(df: pl.DataFrame, key: str, cols: List[str]) -> pl.DataFrame:
+    """Per KEY, COLS of its latest row (the last in stored order among equal times):
+    what ``unique(key, keep="last")`` gives on the table sorted by time."""
+    return (df.with_row_index("_i").group_by(key)
+            .agg(pl.col(cols).sort_by(["ts_ns", "_i"]).last()))
+
+
 def task_map(cap: Capture) -> pl.DataFrame:
     """tid -> tgid, comm, kthread: from the start snapshot plus what events revealed."""
     parts = [cap.tasks.select("tid", "tgid", "comm", "kthread")]
-    sw = cap.table("sched_switch")
+    sw = cap.frame("sched_switch", ["ts_ns", "prev_pid", "prev_tgid", "prev_comm"])
     if sw is not None and sw.height:
-        parts.append(sw.select(tid=pl.col("prev_pid"), tgid=pl.col("prev_tgid").cast(pl.Int32),
-                               comm=pl.col("prev_comm"), kthread=pl.lit(None, pl.Boolean))
-                     .unique("tid", keep="last"))
+        u = last_by_time(sw, "prev_pid", ["prev_tgid", "prev_comm"])
+        parts.append(u.select(tid=pl.col("prev_pid"), tgid=pl.col("prev_tgid").cast(pl.Int32),
+                              comm=pl.col("prev_comm"), kthread=pl.lit(None, pl.Boolean)))
     for name in ("sched_wakeup", "sched_wakeup_new"):
-        w = cap.table(name)
+        w = cap.frame(name, ["ts_ns", "waker_pid", "waker_tgid"])
         if w is not None and w.height:
-            parts.append(w.select(tid=pl.col("waker_pid").cast(pl.Int32), tgid=pl.col("waker_tgid").cast(pl.Int32),
-                                  comm=pl.lit(None, pl.String), kthread=pl.lit(None, pl.Boolean))
-                         .unique("tid", keep="last"))
+            u = last_by_time(w, "waker_pid", ["waker_tgid"])
+            parts.append(u.select(tid=pl.col("waker_pid").cast(pl.Int32), tgid=pl.col("waker_tgid").cast(pl.Int32),
+                                  comm=pl.lit(None, pl.String), kthread=pl.lit(None, pl.Boolean)))
     allt = pl.concat(parts, how="vertical_relaxed")
     return (allt.group_by("tid").agg(
         tgid=pl.col("tgid").drop_nulls().last(),
