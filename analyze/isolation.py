@@ -157,7 +157,15 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
               .sort(BY_PID_ORDER, descending=BY_PID_DESC)
               .head(max(ctx.top, len(tids)) if tids else ctx.top))
 
-    data = {
+    data = _figures(ctx, monitored, targets, inferred, tids, context_switches, involuntary, migrations,
+                    waits.height, pct, intruders_df, user_intrusions, kthread_ns, worst, by_pid)
+    return ModuleResult(MODULE, data, _checks(cap, data, pol, monitored), notes=notes)
+
+
+def _figures(ctx: Context, monitored, targets, inferred, tids, context_switches, involuntary, migrations,
+             samples, pct, intruders_df, user_intrusions, kthread_ns, worst, by_pid) -> dict:
+    """The isolation JSON object (docs/json-report.md), from either analysis path."""
+    return {
         "monitored_cpus": monitored,
         "monitored_source": ctx.monitored_source,
         "targets": targets,
@@ -166,7 +174,7 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
         "context_switches": context_switches,
         "involuntary_switches": involuntary,
         "migrations": migrations,
-        "runqueue_samples": waits.height,
+        "runqueue_samples": samples,
         "p50_runqueue_ns": pct["p50_ns"],
         "p99_runqueue_ns": pct["p99_ns"],
         "p99_9_runqueue_ns": pct["p99_9_ns"],
@@ -187,7 +195,6 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
                     "involuntary_switches": int(r["involuntary_switches"]),
                     "migrations": int(r["migrations"])} for r in by_pid.iter_rows(named=True)],
     }
-    return ModuleResult(MODULE, data, _checks(cap, data, pol, monitored), notes=notes)
 
 
 def _checks(cap: Capture, d: dict, pol: dict, monitored) -> List[Check]:
@@ -385,36 +392,8 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
               .sort(BY_PID_ORDER, descending=BY_PID_DESC)
               .head(max(ctx.top, len(tids)) if tids else ctx.top))
 
-    data = {
-        "monitored_cpus": monitored,
-        "monitored_source": ctx.monitored_source,
-        "targets": targets,
-        "targets_inferred": inferred,
-        "target_threads": len(tids),
-        "context_switches": context_switches,
-        "involuntary_switches": involuntary,
-        "migrations": migrations,
-        "runqueue_samples": samples,
-        "p50_runqueue_ns": pct["p50_ns"],
-        "p99_runqueue_ns": pct["p99_ns"],
-        "p99_9_runqueue_ns": pct["p99_9_ns"],
-        "p99_99_runqueue_ns": pct["p99_99_ns"],
-        "p99_999_runqueue_ns": pct["p99_999_ns"],
-        "max_runqueue_ns": pct["max_ns"],
-        "intrusions": int(intruders_df["count"].sum()) if intruders_df.height else 0,
-        "user_intrusions": user_intrusions,
-        "kernel_thread_time_ns": kthread_ns,
-        "intruders": [
-            {"comm": r["comm"], "pid": int(r["pid"]), "cpu": int(r["cpu"]), "count": int(r["count"]),
-             "total_ns": int(r["total_ns"]), "max_ns": int(r["max_ns"]), "kernel_thread": bool(r["kernel_thread"])}
-            for r in intruders_df.head(max(ctx.top, 20)).iter_rows(named=True)
-        ] if intruders_df.height else [],
-        "worst": worst,
-        "by_pid": [{"pid": int(r["pid"]), "comm": r["comm"],
-                    "voluntary_switches": int(r["voluntary_switches"]),
-                    "involuntary_switches": int(r["involuntary_switches"]),
-                    "migrations": int(r["migrations"])} for r in by_pid.iter_rows(named=True)],
-    }
+    data = _figures(ctx, monitored, targets, inferred, tids, context_switches, involuntary, migrations,
+                    samples, pct, intruders_df, user_intrusions, kthread_ns, worst, by_pid)
     return data, notes
 
 
