@@ -214,6 +214,20 @@ RAW_TRACEPOINT_PROBE(sys_enter)
     return 0;
 }
 
+/* Every exit record kind (syscall, futex, sleep) is one field list in the
+ * schema: one fill for all three. */
+_Static_assert(sizeof(struct ls_futex_exit) == sizeof(struct ls_syscall_exit), "same exit layout");
+_Static_assert(sizeof(struct ls_sleep_exit) == sizeof(struct ls_syscall_exit), "same exit layout");
+static __always_inline void ls_fill_exit(struct ls_syscall_exit *e, u64 ts, u32 cpu, u64 id, long nr, long ret)
+{
+    e->ts_ns = ts;
+    e->cpu = cpu;
+    e->pid = (u32)id;
+    e->tgid = id >> 32;
+    e->nr = (s32)nr;
+    e->ret = ret;
+}
+
 RAW_TRACEPOINT_PROBE(sys_exit)
 {
     u64 id = bpf_get_current_pid_tgid();
@@ -232,12 +246,7 @@ RAW_TRACEPOINT_PROBE(sys_exit)
     if (target) {
         struct ls_syscall_exit *e = rb_syscall_exit.ringbuf_reserve(sizeof(struct ls_syscall_exit));
         if (e) {
-            e->ts_ns = ts;
-            e->cpu = cpu;
-            e->pid = (u32)id;
-            e->tgid = id >> 32;
-            e->nr = (s32)nr;
-            e->ret = ret;
+            ls_fill_exit(e, ts, cpu, id, nr, ret);
             rb_syscall_exit.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
         } else {
             ls_count_lost(LS_KIND_SYSCALL_EXIT);
@@ -251,12 +260,7 @@ RAW_TRACEPOINT_PROBE(sys_exit)
             ls_count_lost(LS_KIND_FUTEX_EXIT);
             return 0;
         }
-        e->ts_ns = ts;
-        e->cpu = cpu;
-        e->pid = (u32)id;
-        e->tgid = id >> 32;
-        e->nr = (s32)nr;
-        e->ret = ret;
+        ls_fill_exit((struct ls_syscall_exit *)e, ts, cpu, id, nr, ret);
         rb_futex_exit.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     } else if (nr == LS_NR_NANOSLEEP || nr == LS_NR_CLOCK_NANOSLEEP) {
         struct ls_sleep_exit *e = rb_sleep_exit.ringbuf_reserve(sizeof(struct ls_sleep_exit));
@@ -264,12 +268,7 @@ RAW_TRACEPOINT_PROBE(sys_exit)
             ls_count_lost(LS_KIND_SLEEP_EXIT);
             return 0;
         }
-        e->ts_ns = ts;
-        e->cpu = cpu;
-        e->pid = (u32)id;
-        e->tgid = id >> 32;
-        e->nr = (s32)nr;
-        e->ret = ret;
+        ls_fill_exit((struct ls_syscall_exit *)e, ts, cpu, id, nr, ret);
         rb_sleep_exit.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     }
     return 0;
