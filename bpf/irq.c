@@ -49,6 +49,18 @@ TRACEPOINT_PROBE(irq, irq_handler_exit)
     return 0;
 }
 
+/* softirq_entry and softirq_exit records share one field list: one fill. */
+_Static_assert(sizeof(struct ls_softirq_entry) == sizeof(struct ls_softirq_exit), "same softirq layout");
+static __always_inline void ls_fill_softirq(struct ls_softirq_entry *e, u32 vec)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    e->ts_ns = bpf_ktime_get_ns();
+    e->cpu = bpf_get_smp_processor_id();
+    e->vec = vec;
+    e->pid = (u32)id;
+    e->tgid = id >> 32;
+}
+
 TRACEPOINT_PROBE(irq, softirq_entry)
 {
     if (!ls_keep_current())
@@ -58,12 +70,7 @@ TRACEPOINT_PROBE(irq, softirq_entry)
         ls_count_lost(LS_KIND_SOFTIRQ_ENTRY);
         return 0;
     }
-    u64 id = bpf_get_current_pid_tgid();
-    e->ts_ns = bpf_ktime_get_ns();
-    e->cpu = bpf_get_smp_processor_id();
-    e->vec = args->vec;
-    e->pid = (u32)id;
-    e->tgid = id >> 32;
+    ls_fill_softirq((struct ls_softirq_entry *)e, args->vec);
     rb_softirq_entry.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
@@ -77,12 +84,7 @@ TRACEPOINT_PROBE(irq, softirq_exit)
         ls_count_lost(LS_KIND_SOFTIRQ_EXIT);
         return 0;
     }
-    u64 id = bpf_get_current_pid_tgid();
-    e->ts_ns = bpf_ktime_get_ns();
-    e->cpu = bpf_get_smp_processor_id();
-    e->vec = args->vec;
-    e->pid = (u32)id;
-    e->tgid = id >> 32;
+    ls_fill_softirq((struct ls_softirq_entry *)e, args->vec);
     rb_softirq_exit.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }

@@ -226,6 +226,25 @@ TRACEPOINT_PROBE(sched, sched_move_numa)
     return 0;
 }
 
+/* sched_stick_numa and sched_swap_numa describe a task pair the same way:
+ * one field list, one fill. */
+_Static_assert(sizeof(struct ls_sched_stick_numa) == sizeof(struct ls_sched_swap_numa), "same numa pair layout");
+static __always_inline void ls_fill_numa_pair(struct ls_sched_stick_numa *e, int src_pid, int src_tgid, int src_cpu,
+                                              int src_nid, int dst_pid, int dst_tgid, int dst_cpu, int dst_nid)
+{
+    e->ts_ns = bpf_ktime_get_ns();
+    e->cpu = bpf_get_smp_processor_id();
+    e->src_pid = src_pid;
+    e->src_tgid = src_tgid;
+    e->src_cpu = src_cpu;
+    e->src_nid = src_nid;
+    e->dst_pid = dst_pid;
+    e->dst_tgid = dst_tgid;
+    e->dst_cpu = dst_cpu;
+    e->dst_nid = dst_nid;
+    e->_pad = 0;
+}
+
 TRACEPOINT_PROBE(sched, sched_stick_numa)
 {
     if (ls_filtering() && !ls_cpu_match(args->src_cpu) && !ls_cpu_match(args->dst_cpu) &&
@@ -236,17 +255,8 @@ TRACEPOINT_PROBE(sched, sched_stick_numa)
         ls_count_lost(LS_KIND_SCHED_STICK_NUMA);
         return 0;
     }
-    e->ts_ns = bpf_ktime_get_ns();
-    e->cpu = bpf_get_smp_processor_id();
-    e->src_pid = args->src_pid;
-    e->src_tgid = args->src_tgid;
-    e->src_cpu = args->src_cpu;
-    e->src_nid = args->src_nid;
-    e->dst_pid = args->dst_pid;
-    e->dst_tgid = args->dst_tgid;
-    e->dst_cpu = args->dst_cpu;
-    e->dst_nid = args->dst_nid;
-    e->_pad = 0;
+    ls_fill_numa_pair((struct ls_sched_stick_numa *)e, args->src_pid, args->src_tgid, args->src_cpu,
+                      args->src_nid, args->dst_pid, args->dst_tgid, args->dst_cpu, args->dst_nid);
     rb_sched_stick_numa.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
@@ -261,17 +271,8 @@ TRACEPOINT_PROBE(sched, sched_swap_numa)
         ls_count_lost(LS_KIND_SCHED_SWAP_NUMA);
         return 0;
     }
-    e->ts_ns = bpf_ktime_get_ns();
-    e->cpu = bpf_get_smp_processor_id();
-    e->src_pid = args->src_pid;
-    e->src_tgid = args->src_tgid;
-    e->src_cpu = args->src_cpu;
-    e->src_nid = args->src_nid;
-    e->dst_pid = args->dst_pid;
-    e->dst_tgid = args->dst_tgid;
-    e->dst_cpu = args->dst_cpu;
-    e->dst_nid = args->dst_nid;
-    e->_pad = 0;
+    ls_fill_numa_pair((struct ls_sched_stick_numa *)e, args->src_pid, args->src_tgid, args->src_cpu,
+                      args->src_nid, args->dst_pid, args->dst_tgid, args->dst_cpu, args->dst_nid);
     rb_sched_swap_numa.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
