@@ -151,6 +151,18 @@ TRACEPOINT_PROBE(skb, skb_copy_datagram_iovec)
  * (we read no kernel structs), so give it its 4-byte body here. */
 enum skb_drop_reason { LS_SKB_DROP_REASON_MAX_ = 0x7fffffff };
 
+/* The end of an skb's life (user consume or drop): with an interface filter,
+ * keep it only if it arrived there, and forget it. */
+static __always_inline int ls_take_rx_skb(u64 skb)
+{
+#ifdef LS_IFNAME_LO
+    if (!ls_rx_skbs.lookup(&skb))
+        return 0;
+    ls_rx_skbs.delete(&skb);
+#endif
+    return 1;
+}
+
 #ifdef LS_UCONS_LO0
 static __always_inline int ls_user_consume(u64 loc)
 {
@@ -164,11 +176,8 @@ TRACEPOINT_PROBE(skb, consume_skb)
     if (!ls_user_consume(loc))
         return 0;
     u64 skb = (u64)args->skbaddr;
-#ifdef LS_IFNAME_LO
-    if (!ls_rx_skbs.lookup(&skb))
+    if (!ls_take_rx_skb(skb))
         return 0;
-    ls_rx_skbs.delete(&skb);
-#endif
     struct ls_consume_skb *e = rb_consume_skb.ringbuf_reserve(sizeof(struct ls_consume_skb));
     if (!e) {
         ls_count_lost(LS_KIND_CONSUME_SKB);
@@ -190,11 +199,8 @@ TRACEPOINT_PROBE(skb, consume_skb)
 TRACEPOINT_PROBE(skb, kfree_skb)
 {
     u64 skb = (u64)args->skbaddr;
-#ifdef LS_IFNAME_LO
-    if (!ls_rx_skbs.lookup(&skb))
+    if (!ls_take_rx_skb(skb))
         return 0;
-    ls_rx_skbs.delete(&skb);
-#endif
     struct ls_kfree_skb *e = rb_kfree_skb.ringbuf_reserve(sizeof(struct ls_kfree_skb));
     if (!e) {
         ls_count_lost(LS_KIND_KFREE_SKB);
