@@ -1138,7 +1138,10 @@ def write_syscall_section(path: Path, section: str) -> None:
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + section
     else:
-        nxt = text.find("\n## ", start + len(SYSCALL_SECTION))
+        # the section ends at the next heading of level 1 or 2
+        ends = [i for i in (text.find("\n## ", start + len(SYSCALL_SECTION)),
+                            text.find("\n# ", start + len(SYSCALL_SECTION))) if i >= 0]
+        nxt = min(ends) if ends else -1
         text = text[:start] + section.rstrip("\n") + "\n" + (text[nxt:] if nxt >= 0 else "")
     path.write_text(text)
 
