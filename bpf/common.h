@@ -80,10 +80,41 @@ static __always_inline void ls_count_lost(u32 kind)
         (*v)++;
 }
 
-/* Records are submitted with BPF_RB_NO_WAKEUP: the drain polls on a timer,
- * and a wakeup per record would cost an irq_work in the traced context.
- * (BCC cannot rewrite map calls inside macros, so each program spells out
- * its reserve/submit.) */
+/* One ring buffer per event kind and CPU, in one ARRAY_OF_MAPS indexed by
+ * kind * LS_NCPUS + cpu, which the recorder fills (ls_ring_template only
+ * gives BCC the inner map type).  A CPU writes only its own rings: no lock
+ * or cache line is shared between CPUs in the traced context (a shared
+ * ring's spinlock and producer position bounced between CPUs on every
+ * record), and each ring stays in time order, because a program never nests
+ * inside itself on one CPU.  The recorder merges the rings by timestamp.
+ *
+ * Records are submitted with BPF_RB_NO_WAKEUP: the drain polls on a timer,
+ * and a wakeup per record would cost an irq_work in the traced context. */
+#ifndef LS_NCPUS
+#define LS_NCPUS 1
+#endif
+BPF_RINGBUF_OUTPUT(ls_ring_template, 1);
+BPF_ARRAY_OF_MAPS(ls_rings, "ls_ring_template", LS_NKINDS * LS_NCPUS);
+
+/* A record of KIND in this CPU's ring, or NULL: the ring is full (counted
+ * as lost) or not in place yet (the recorder puts every ring in place when
+ * the capture window opens: earlier events are not part of the capture). */
+static __always_inline void *ls_reserve(u32 kind, u64 size)
+{
+    u32 slot = kind * LS_NCPUS + bpf_get_smp_processor_id();
+    void *ring = ls_rings.lookup(&slot);
+    if (!ring)
+        return (void *)0;
+    void *e = bpf_ringbuf_reserve(ring, size, 0);
+    if (!e)
+        ls_count_lost(kind);
+    return e;
+}
+
+static __always_inline void ls_submit(void *e)
+{
+    bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
 
 #ifdef LS_FILTER_PIDS
 /* Threads and children created by a target during the capture are targets. */

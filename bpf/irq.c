@@ -5,20 +5,13 @@
  * the same current task, so a kept entry always has its exit kept too.
  * Pairing entry/exit into durations is the analyzer's job. */
 
-BPF_RINGBUF_OUTPUT(rb_irq_handler_entry, LS_PAGES_IRQ_HANDLER_ENTRY);
-BPF_RINGBUF_OUTPUT(rb_irq_handler_exit, LS_PAGES_IRQ_HANDLER_EXIT);
-BPF_RINGBUF_OUTPUT(rb_softirq_entry, LS_PAGES_SOFTIRQ_ENTRY);
-BPF_RINGBUF_OUTPUT(rb_softirq_exit, LS_PAGES_SOFTIRQ_EXIT);
-
 TRACEPOINT_PROBE(irq, irq_handler_entry)
 {
     if (!ls_keep_current())
         return 0;
-    struct ls_irq_handler_entry *e = rb_irq_handler_entry.ringbuf_reserve(sizeof(struct ls_irq_handler_entry));
-    if (!e) {
-        ls_count_lost(LS_KIND_IRQ_HANDLER_ENTRY);
+    struct ls_irq_handler_entry *e = ls_reserve(LS_KIND_IRQ_HANDLER_ENTRY, sizeof(struct ls_irq_handler_entry));
+    if (!e)
         return 0;
-    }
     u64 id = bpf_get_current_pid_tgid();
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
@@ -27,7 +20,7 @@ TRACEPOINT_PROBE(irq, irq_handler_entry)
     e->tgid = id >> 32;
     TP_DATA_LOC_READ_CONST(e->name, name, 16);
     e->name[15] = 0;
-    rb_irq_handler_entry.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -35,17 +28,15 @@ TRACEPOINT_PROBE(irq, irq_handler_exit)
 {
     if (!ls_keep_current())
         return 0;
-    struct ls_irq_handler_exit *e = rb_irq_handler_exit.ringbuf_reserve(sizeof(struct ls_irq_handler_exit));
-    if (!e) {
-        ls_count_lost(LS_KIND_IRQ_HANDLER_EXIT);
+    struct ls_irq_handler_exit *e = ls_reserve(LS_KIND_IRQ_HANDLER_EXIT, sizeof(struct ls_irq_handler_exit));
+    if (!e)
         return 0;
-    }
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
     e->irq = args->irq;
     e->ret = args->ret;
     e->_pad = 0;
-    rb_irq_handler_exit.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -65,13 +56,11 @@ TRACEPOINT_PROBE(irq, softirq_entry)
 {
     if (!ls_keep_current())
         return 0;
-    struct ls_softirq_entry *e = rb_softirq_entry.ringbuf_reserve(sizeof(struct ls_softirq_entry));
-    if (!e) {
-        ls_count_lost(LS_KIND_SOFTIRQ_ENTRY);
+    struct ls_softirq_entry *e = ls_reserve(LS_KIND_SOFTIRQ_ENTRY, sizeof(struct ls_softirq_entry));
+    if (!e)
         return 0;
-    }
     ls_fill_softirq((struct ls_softirq_entry *)e, args->vec);
-    rb_softirq_entry.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -79,12 +68,10 @@ TRACEPOINT_PROBE(irq, softirq_exit)
 {
     if (!ls_keep_current())
         return 0;
-    struct ls_softirq_exit *e = rb_softirq_exit.ringbuf_reserve(sizeof(struct ls_softirq_exit));
-    if (!e) {
-        ls_count_lost(LS_KIND_SOFTIRQ_EXIT);
+    struct ls_softirq_exit *e = ls_reserve(LS_KIND_SOFTIRQ_EXIT, sizeof(struct ls_softirq_exit));
+    if (!e)
         return 0;
-    }
     ls_fill_softirq((struct ls_softirq_entry *)e, args->vec);
-    rb_softirq_exit.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }

@@ -17,17 +17,6 @@
 #define LS_MON_MASK1 0ULL
 #endif
 
-BPF_RINGBUF_OUTPUT(rb_page_fault_user, LS_PAGES_PAGE_FAULT_USER);
-BPF_RINGBUF_OUTPUT(rb_page_fault_kernel, LS_PAGES_PAGE_FAULT_KERNEL);
-BPF_RINGBUF_OUTPUT(rb_page_fault_major, LS_PAGES_PAGE_FAULT_MAJOR);
-BPF_RINGBUF_OUTPUT(rb_tlb_flush, LS_PAGES_TLB_FLUSH);
-BPF_RINGBUF_OUTPUT(rb_ipi_send_cpu, LS_PAGES_IPI_SEND_CPU);
-BPF_RINGBUF_OUTPUT(rb_ipi_send_cpumask, LS_PAGES_IPI_SEND_CPUMASK);
-BPF_RINGBUF_OUTPUT(rb_sched_move_numa, LS_PAGES_SCHED_MOVE_NUMA);
-BPF_RINGBUF_OUTPUT(rb_sched_stick_numa, LS_PAGES_SCHED_STICK_NUMA);
-BPF_RINGBUF_OUTPUT(rb_sched_swap_numa, LS_PAGES_SCHED_SWAP_NUMA);
-BPF_RINGBUF_OUTPUT(rb_mm_migrate_pages, LS_PAGES_MM_MIGRATE_PAGES);
-
 /* Distinct IPI callback addresses seen, symbolized by the recorder at the end. */
 BPF_HASH(ls_ipi_funcs, u64, u8, 1024);
 
@@ -42,11 +31,9 @@ TRACEPOINT_PROBE(exceptions, page_fault_user)
 {
     if (!ls_keep_current())
         return 0;
-    struct ls_page_fault_user *e = rb_page_fault_user.ringbuf_reserve(sizeof(struct ls_page_fault_user));
-    if (!e) {
-        ls_count_lost(LS_KIND_PAGE_FAULT_USER);
+    struct ls_page_fault_user *e = ls_reserve(LS_KIND_PAGE_FAULT_USER, sizeof(struct ls_page_fault_user));
+    if (!e)
         return 0;
-    }
     u64 id = bpf_get_current_pid_tgid();
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
@@ -56,7 +43,7 @@ TRACEPOINT_PROBE(exceptions, page_fault_user)
     e->address = args->address;
     e->ip = args->ip;
     bpf_get_current_comm(e->comm, sizeof(e->comm));
-    rb_page_fault_user.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -69,11 +56,9 @@ TRACEPOINT_PROBE(exceptions, page_fault_kernel)
         return 0;
     if (!ls_keep_current())
         return 0;
-    struct ls_page_fault_kernel *e = rb_page_fault_kernel.ringbuf_reserve(sizeof(struct ls_page_fault_kernel));
-    if (!e) {
-        ls_count_lost(LS_KIND_PAGE_FAULT_KERNEL);
+    struct ls_page_fault_kernel *e = ls_reserve(LS_KIND_PAGE_FAULT_KERNEL, sizeof(struct ls_page_fault_kernel));
+    if (!e)
         return 0;
-    }
     u64 id = bpf_get_current_pid_tgid();
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
@@ -83,7 +68,7 @@ TRACEPOINT_PROBE(exceptions, page_fault_kernel)
     e->address = args->address;
     e->ip = args->ip;
     bpf_get_current_comm(e->comm, sizeof(e->comm));
-    rb_page_fault_kernel.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -94,11 +79,9 @@ int ls_page_fault_major(struct bpf_perf_event_data *ctx)
 {
     if (!ls_keep_current())
         return 0;
-    struct ls_page_fault_major *e = rb_page_fault_major.ringbuf_reserve(sizeof(struct ls_page_fault_major));
-    if (!e) {
-        ls_count_lost(LS_KIND_PAGE_FAULT_MAJOR);
+    struct ls_page_fault_major *e = ls_reserve(LS_KIND_PAGE_FAULT_MAJOR, sizeof(struct ls_page_fault_major));
+    if (!e)
         return 0;
-    }
     u64 id = bpf_get_current_pid_tgid();
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
@@ -108,7 +91,7 @@ int ls_page_fault_major(struct bpf_perf_event_data *ctx)
     e->address = ctx->addr;
     e->ip = PT_REGS_IP(&ctx->regs);
     bpf_get_current_comm(e->comm, sizeof(e->comm));
-    rb_page_fault_major.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -118,11 +101,9 @@ TRACEPOINT_PROBE(tlb, tlb_flush)
 {
     if (args->reason == 0 || !ls_keep_current())
         return 0;
-    struct ls_tlb_flush *e = rb_tlb_flush.ringbuf_reserve(sizeof(struct ls_tlb_flush));
-    if (!e) {
-        ls_count_lost(LS_KIND_TLB_FLUSH);
+    struct ls_tlb_flush *e = ls_reserve(LS_KIND_TLB_FLUSH, sizeof(struct ls_tlb_flush));
+    if (!e)
         return 0;
-    }
     u64 id = bpf_get_current_pid_tgid();
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
@@ -131,7 +112,7 @@ TRACEPOINT_PROBE(tlb, tlb_flush)
     e->tgid = id >> 32;
     e->pages = args->pages;
     bpf_get_current_comm(e->comm, sizeof(e->comm));
-    rb_tlb_flush.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -141,11 +122,9 @@ TRACEPOINT_PROBE(ipi, ipi_send_cpu)
     if (ls_filtering() && !ls_cpu_match(args->cpu) &&
         !ls_tgid_match(bpf_get_current_pid_tgid() >> 32))
         return 0;
-    struct ls_ipi_send_cpu *e = rb_ipi_send_cpu.ringbuf_reserve(sizeof(struct ls_ipi_send_cpu));
-    if (!e) {
-        ls_count_lost(LS_KIND_IPI_SEND_CPU);
+    struct ls_ipi_send_cpu *e = ls_reserve(LS_KIND_IPI_SEND_CPU, sizeof(struct ls_ipi_send_cpu));
+    if (!e)
         return 0;
-    }
     u64 id = bpf_get_current_pid_tgid();
     u64 fn = (u64)args->callback;
     e->ts_ns = bpf_ktime_get_ns();
@@ -156,7 +135,7 @@ TRACEPOINT_PROBE(ipi, ipi_send_cpu)
     e->callsite = (u64)args->callsite;
     e->callback = fn;
     bpf_get_current_comm(e->comm, sizeof(e->comm));
-    rb_ipi_send_cpu.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     ls_note_ipi_func(fn);
     return 0;
 }
@@ -181,11 +160,9 @@ TRACEPOINT_PROBE(ipi, ipi_send_cpumask)
 #endif
     if (ls_filtering() && !hit && !ls_tgid_match(bpf_get_current_pid_tgid() >> 32))
         return 0;
-    struct ls_ipi_send_cpumask *e = rb_ipi_send_cpumask.ringbuf_reserve(sizeof(struct ls_ipi_send_cpumask));
-    if (!e) {
-        ls_count_lost(LS_KIND_IPI_SEND_CPUMASK);
+    struct ls_ipi_send_cpumask *e = ls_reserve(LS_KIND_IPI_SEND_CPUMASK, sizeof(struct ls_ipi_send_cpumask));
+    if (!e)
         return 0;
-    }
     u64 id = bpf_get_current_pid_tgid();
     u64 fn = (u64)args->callback;
     e->ts_ns = bpf_ktime_get_ns();
@@ -198,7 +175,7 @@ TRACEPOINT_PROBE(ipi, ipi_send_cpumask)
     e->cpumask0 = words[0];
     e->cpumask1 = words[1];
     bpf_get_current_comm(e->comm, sizeof(e->comm));
-    rb_ipi_send_cpumask.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     ls_note_ipi_func(fn);
     return 0;
 }
@@ -208,11 +185,9 @@ TRACEPOINT_PROBE(sched, sched_move_numa)
     if (ls_filtering() && !ls_cpu_match(args->src_cpu) && !ls_cpu_match(args->dst_cpu) &&
         !ls_tid_match(args->pid))
         return 0;
-    struct ls_sched_move_numa *e = rb_sched_move_numa.ringbuf_reserve(sizeof(struct ls_sched_move_numa));
-    if (!e) {
-        ls_count_lost(LS_KIND_SCHED_MOVE_NUMA);
+    struct ls_sched_move_numa *e = ls_reserve(LS_KIND_SCHED_MOVE_NUMA, sizeof(struct ls_sched_move_numa));
+    if (!e)
         return 0;
-    }
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
     e->pid = args->pid;
@@ -222,7 +197,7 @@ TRACEPOINT_PROBE(sched, sched_move_numa)
     e->src_nid = args->src_nid;
     e->dst_cpu = args->dst_cpu;
     e->dst_nid = args->dst_nid;
-    rb_sched_move_numa.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -250,14 +225,12 @@ TRACEPOINT_PROBE(sched, sched_stick_numa)
     if (ls_filtering() && !ls_cpu_match(args->src_cpu) && !ls_cpu_match(args->dst_cpu) &&
         !ls_tid_match(args->src_pid) && !ls_tid_match(args->dst_pid))
         return 0;
-    struct ls_sched_stick_numa *e = rb_sched_stick_numa.ringbuf_reserve(sizeof(struct ls_sched_stick_numa));
-    if (!e) {
-        ls_count_lost(LS_KIND_SCHED_STICK_NUMA);
+    struct ls_sched_stick_numa *e = ls_reserve(LS_KIND_SCHED_STICK_NUMA, sizeof(struct ls_sched_stick_numa));
+    if (!e)
         return 0;
-    }
     ls_fill_numa_pair((struct ls_sched_stick_numa *)e, args->src_pid, args->src_tgid, args->src_cpu,
                       args->src_nid, args->dst_pid, args->dst_tgid, args->dst_cpu, args->dst_nid);
-    rb_sched_stick_numa.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -266,14 +239,12 @@ TRACEPOINT_PROBE(sched, sched_swap_numa)
     if (ls_filtering() && !ls_cpu_match(args->src_cpu) && !ls_cpu_match(args->dst_cpu) &&
         !ls_tid_match(args->src_pid) && !ls_tid_match(args->dst_pid))
         return 0;
-    struct ls_sched_swap_numa *e = rb_sched_swap_numa.ringbuf_reserve(sizeof(struct ls_sched_swap_numa));
-    if (!e) {
-        ls_count_lost(LS_KIND_SCHED_SWAP_NUMA);
+    struct ls_sched_swap_numa *e = ls_reserve(LS_KIND_SCHED_SWAP_NUMA, sizeof(struct ls_sched_swap_numa));
+    if (!e)
         return 0;
-    }
     ls_fill_numa_pair((struct ls_sched_stick_numa *)e, args->src_pid, args->src_tgid, args->src_cpu,
                       args->src_nid, args->dst_pid, args->dst_tgid, args->dst_cpu, args->dst_nid);
-    rb_sched_swap_numa.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -281,11 +252,9 @@ TRACEPOINT_PROBE(migrate, mm_migrate_pages)
 {
     if (!ls_keep_current())
         return 0;
-    struct ls_mm_migrate_pages *e = rb_mm_migrate_pages.ringbuf_reserve(sizeof(struct ls_mm_migrate_pages));
-    if (!e) {
-        ls_count_lost(LS_KIND_MM_MIGRATE_PAGES);
+    struct ls_mm_migrate_pages *e = ls_reserve(LS_KIND_MM_MIGRATE_PAGES, sizeof(struct ls_mm_migrate_pages));
+    if (!e)
         return 0;
-    }
     u64 id = bpf_get_current_pid_tgid();
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
@@ -296,6 +265,6 @@ TRACEPOINT_PROBE(migrate, mm_migrate_pages)
     e->failed = args->failed;
     e->thp_succeeded = args->thp_succeeded;
     e->thp_failed = args->thp_failed;
-    rb_mm_migrate_pages.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }

@@ -29,14 +29,6 @@
  * them per socket (a spinning non-blocking reader returns it millions of
  * times a second). */
 
-BPF_RINGBUF_OUTPUT(rb_napi_poll, LS_PAGES_NAPI_POLL);
-BPF_RINGBUF_OUTPUT(rb_netif_receive_skb, LS_PAGES_NETIF_RECEIVE_SKB);
-BPF_RINGBUF_OUTPUT(rb_skb_copy_datagram_iovec, LS_PAGES_SKB_COPY_DATAGRAM_IOVEC);
-BPF_RINGBUF_OUTPUT(rb_consume_skb, LS_PAGES_CONSUME_SKB);
-BPF_RINGBUF_OUTPUT(rb_kfree_skb, LS_PAGES_KFREE_SKB);
-BPF_RINGBUF_OUTPUT(rb_udp_enqueue, LS_PAGES_UDP_ENQUEUE);
-BPF_RINGBUF_OUTPUT(rb_udp_recv, LS_PAGES_UDP_RECV);
-
 struct ls_rx_cpu {
     u64 skb;     /* latest arrival on this CPU (0: not on --interface) */
     u32 batch;   /* arrivals since the previous inet sk_data_ready */
@@ -70,11 +62,9 @@ TRACEPOINT_PROBE(napi, napi_poll)
     if (!ls_ifname_match(dev))
         return 0;
 #endif
-    struct ls_napi_poll *e = rb_napi_poll.ringbuf_reserve(sizeof(struct ls_napi_poll));
-    if (!e) {
-        ls_count_lost(LS_KIND_NAPI_POLL);
+    struct ls_napi_poll *e = ls_reserve(LS_KIND_NAPI_POLL, sizeof(struct ls_napi_poll));
+    if (!e)
         return 0;
-    }
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
     e->pid = (u32)bpf_get_current_pid_tgid();
@@ -82,7 +72,7 @@ TRACEPOINT_PROBE(napi, napi_poll)
     e->work = args->work;
     e->budget = args->budget;
     __builtin_memcpy(e->dev, dev, 16);
-    rb_napi_poll.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -108,17 +98,15 @@ TRACEPOINT_PROBE(net, netif_receive_skb)
     u8 one = 1;
     ls_rx_skbs.update(&skb, &one);
 #endif
-    struct ls_netif_receive_skb *e = rb_netif_receive_skb.ringbuf_reserve(sizeof(struct ls_netif_receive_skb));
-    if (!e) {
-        ls_count_lost(LS_KIND_NETIF_RECEIVE_SKB);
+    struct ls_netif_receive_skb *e = ls_reserve(LS_KIND_NETIF_RECEIVE_SKB, sizeof(struct ls_netif_receive_skb));
+    if (!e)
         return 0;
-    }
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
     e->len = args->len;
     e->skbaddr = skb;
     __builtin_memcpy(e->dev, dev, 16);
-    rb_netif_receive_skb.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -129,12 +117,9 @@ TRACEPOINT_PROBE(skb, skb_copy_datagram_iovec)
     if (!ls_rx_skbs.lookup(&skb))
         return 0;
 #endif
-    struct ls_skb_copy_datagram_iovec *e =
-        rb_skb_copy_datagram_iovec.ringbuf_reserve(sizeof(struct ls_skb_copy_datagram_iovec));
-    if (!e) {
-        ls_count_lost(LS_KIND_SKB_COPY_DATAGRAM_IOVEC);
+    struct ls_skb_copy_datagram_iovec *e = ls_reserve(LS_KIND_SKB_COPY_DATAGRAM_IOVEC, sizeof(struct ls_skb_copy_datagram_iovec));
+    if (!e)
         return 0;
-    }
     u64 id = bpf_get_current_pid_tgid();
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
@@ -142,7 +127,7 @@ TRACEPOINT_PROBE(skb, skb_copy_datagram_iovec)
     e->skbaddr = skb;
     e->tgid = id >> 32;
     e->len = args->len;
-    rb_skb_copy_datagram_iovec.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -178,11 +163,9 @@ TRACEPOINT_PROBE(skb, consume_skb)
     u64 skb = (u64)args->skbaddr;
     if (!ls_take_rx_skb(skb))
         return 0;
-    struct ls_consume_skb *e = rb_consume_skb.ringbuf_reserve(sizeof(struct ls_consume_skb));
-    if (!e) {
-        ls_count_lost(LS_KIND_CONSUME_SKB);
+    struct ls_consume_skb *e = ls_reserve(LS_KIND_CONSUME_SKB, sizeof(struct ls_consume_skb));
+    if (!e)
         return 0;
-    }
     u64 id = bpf_get_current_pid_tgid();
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
@@ -191,7 +174,7 @@ TRACEPOINT_PROBE(skb, consume_skb)
     e->location = loc;
     e->tgid = id >> 32;
     e->_pad = 0;
-    rb_consume_skb.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 #endif
@@ -201,11 +184,9 @@ TRACEPOINT_PROBE(skb, kfree_skb)
     u64 skb = (u64)args->skbaddr;
     if (!ls_take_rx_skb(skb))
         return 0;
-    struct ls_kfree_skb *e = rb_kfree_skb.ringbuf_reserve(sizeof(struct ls_kfree_skb));
-    if (!e) {
-        ls_count_lost(LS_KIND_KFREE_SKB);
+    struct ls_kfree_skb *e = ls_reserve(LS_KIND_KFREE_SKB, sizeof(struct ls_kfree_skb));
+    if (!e)
         return 0;
-    }
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
     e->reason = (u32)args->reason;
@@ -213,7 +194,7 @@ TRACEPOINT_PROBE(skb, kfree_skb)
     e->location = (u64)args->location;
     e->protocol = args->protocol;
     e->pid = (u32)bpf_get_current_pid_tgid();
-    rb_kfree_skb.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -229,11 +210,9 @@ TRACEPOINT_PROBE(sock, sk_data_ready)
     st->taken = 1;
     if (proto != LS_IPPROTO_UDP && proto != LS_IPPROTO_UDPLITE)
         return 0;
-    struct ls_udp_enqueue *e = rb_udp_enqueue.ringbuf_reserve(sizeof(struct ls_udp_enqueue));
-    if (!e) {
-        ls_count_lost(LS_KIND_UDP_ENQUEUE);
+    struct ls_udp_enqueue *e = ls_reserve(LS_KIND_UDP_ENQUEUE, sizeof(struct ls_udp_enqueue));
+    if (!e)
         return 0;
-    }
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
     e->rx_batch = st->batch;
@@ -242,7 +221,7 @@ TRACEPOINT_PROBE(sock, sk_data_ready)
     e->family = family;
     e->protocol = proto;
     e->_pad = 0;
-    rb_udp_enqueue.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }
 
@@ -264,11 +243,9 @@ TRACEPOINT_PROBE(sock, sock_recv_length)
         if (again && *again)
             *again = 0;
     }
-    struct ls_udp_recv *e = rb_udp_recv.ringbuf_reserve(sizeof(struct ls_udp_recv));
-    if (!e) {
-        ls_count_lost(LS_KIND_UDP_RECV);
+    struct ls_udp_recv *e = ls_reserve(LS_KIND_UDP_RECV, sizeof(struct ls_udp_recv));
+    if (!e)
         return 0;
-    }
     u64 id = bpf_get_current_pid_tgid();
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
@@ -279,6 +256,6 @@ TRACEPOINT_PROBE(sock, sock_recv_length)
     e->flags = args->flags;
     e->family = args->family;
     e->protocol = proto;
-    rb_udp_recv.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
     return 0;
 }

@@ -30,13 +30,6 @@
  *     cost one bit test, and an exit is never recorded without its enter.
  * Enter and exit are recorded separately; the analyzer pairs them. */
 
-BPF_RINGBUF_OUTPUT(rb_futex_enter, LS_PAGES_FUTEX_ENTER);
-BPF_RINGBUF_OUTPUT(rb_futex_exit, LS_PAGES_FUTEX_EXIT);
-BPF_RINGBUF_OUTPUT(rb_sleep_enter, LS_PAGES_SLEEP_ENTER);
-BPF_RINGBUF_OUTPUT(rb_sleep_exit, LS_PAGES_SLEEP_EXIT);
-BPF_RINGBUF_OUTPUT(rb_syscall_enter, LS_PAGES_SYSCALL_ENTER);
-BPF_RINGBUF_OUTPUT(rb_syscall_exit, LS_PAGES_SYSCALL_EXIT);
-
 /* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
 #define LS_NR_NANOSLEEP       35
 #define LS_NR_FUTEX           202
@@ -135,11 +128,9 @@ static __always_inline s64 ls_read_timespec(const void *uptr)
 
 static __always_inline void ls_futex_enter(u64 id, struct ls_x86_regs_tail *r)
 {
-    struct ls_futex_enter *e = rb_futex_enter.ringbuf_reserve(sizeof(struct ls_futex_enter));
-    if (!e) {
-        ls_count_lost(LS_KIND_FUTEX_ENTER);
+    struct ls_futex_enter *e = ls_reserve(LS_KIND_FUTEX_ENTER, sizeof(struct ls_futex_enter));
+    if (!e)
         return;
-    }
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
     e->pid = (u32)id;
@@ -148,16 +139,14 @@ static __always_inline void ls_futex_enter(u64 id, struct ls_x86_regs_tail *r)
     e->uaddr = r->di;
     e->val = (u32)r->dx;
     e->has_timeout = r->r10 != 0;
-    rb_futex_enter.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
 }
 
 static __always_inline void ls_sleep_enter(u64 id, s64 nr, struct ls_x86_regs_tail *r)
 {
-    struct ls_sleep_enter *e = rb_sleep_enter.ringbuf_reserve(sizeof(struct ls_sleep_enter));
-    if (!e) {
-        ls_count_lost(LS_KIND_SLEEP_ENTER);
+    struct ls_sleep_enter *e = ls_reserve(LS_KIND_SLEEP_ENTER, sizeof(struct ls_sleep_enter));
+    if (!e)
         return;
-    }
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
     e->pid = (u32)id;
@@ -173,7 +162,7 @@ static __always_inline void ls_sleep_enter(u64 id, s64 nr, struct ls_x86_regs_ta
         e->requested_ns = ls_read_timespec((const void *)r->dx);
     }
     bpf_get_current_comm(e->comm, sizeof(e->comm));
-    rb_sleep_enter.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    ls_submit(e);
 }
 
 RAW_TRACEPOINT_PROBE(sys_enter)
@@ -184,16 +173,14 @@ RAW_TRACEPOINT_PROBE(sys_enter)
 #ifdef LS_FILTER_PIDS
     target = ls_sys_target(id >> 32);
     if (target) {
-        struct ls_syscall_enter *e = rb_syscall_enter.ringbuf_reserve(sizeof(struct ls_syscall_enter));
+        struct ls_syscall_enter *e = ls_reserve(LS_KIND_SYSCALL_ENTER, sizeof(struct ls_syscall_enter));
         if (e) {
             e->ts_ns = bpf_ktime_get_ns();
             e->cpu = bpf_get_smp_processor_id();
             e->pid = (u32)id;
             e->tgid = id >> 32;
             e->nr = (s32)nr;
-            rb_syscall_enter.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-        } else {
-            ls_count_lost(LS_KIND_SYSCALL_ENTER);
+            ls_submit(e);
         }
     }
 #endif
@@ -244,32 +231,26 @@ RAW_TRACEPOINT_PROBE(sys_exit)
     u64 ts = bpf_ktime_get_ns();
     u32 cpu = bpf_get_smp_processor_id();
     if (target) {
-        struct ls_syscall_exit *e = rb_syscall_exit.ringbuf_reserve(sizeof(struct ls_syscall_exit));
+        struct ls_syscall_exit *e = ls_reserve(LS_KIND_SYSCALL_EXIT, sizeof(struct ls_syscall_exit));
         if (e) {
             ls_fill_exit(e, ts, cpu, id, nr, ret);
-            rb_syscall_exit.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
-        } else {
-            ls_count_lost(LS_KIND_SYSCALL_EXIT);
+            ls_submit(e);
         }
     }
     if (!pending)
         return 0;
     if (nr == LS_NR_FUTEX) {
-        struct ls_futex_exit *e = rb_futex_exit.ringbuf_reserve(sizeof(struct ls_futex_exit));
-        if (!e) {
-            ls_count_lost(LS_KIND_FUTEX_EXIT);
+        struct ls_futex_exit *e = ls_reserve(LS_KIND_FUTEX_EXIT, sizeof(struct ls_futex_exit));
+        if (!e)
             return 0;
-        }
         ls_fill_exit((struct ls_syscall_exit *)e, ts, cpu, id, nr, ret);
-        rb_futex_exit.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+        ls_submit(e);
     } else if (nr == LS_NR_NANOSLEEP || nr == LS_NR_CLOCK_NANOSLEEP) {
-        struct ls_sleep_exit *e = rb_sleep_exit.ringbuf_reserve(sizeof(struct ls_sleep_exit));
-        if (!e) {
-            ls_count_lost(LS_KIND_SLEEP_EXIT);
+        struct ls_sleep_exit *e = ls_reserve(LS_KIND_SLEEP_EXIT, sizeof(struct ls_sleep_exit));
+        if (!e)
             return 0;
-        }
         ls_fill_exit((struct ls_syscall_exit *)e, ts, cpu, id, nr, ret);
-        rb_sleep_exit.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+        ls_submit(e);
     }
     return 0;
 }

@@ -29,7 +29,8 @@ LOSS_MANIFEST_INTERVAL_S = 5.0  # loss so far goes into the manifest: a killed c
 POLL_INTERVAL_S = 0.05   # drain cadence; rings are sized for >= 0.2 s of peak rate
 POLL_BUSY_S = 0.005      # cadence while a ring is filling up
 BUSY_FILL = 0.125        # a ring this full at a poll means "filling up"
-SLOT_BUFFER_RINGS = 2    # the writer's per-kind buffer holds this many full rings
+SLOT_BUFFER_RINGS = 2    # the writer's per-kind buffer holds this many full rings (of every CPU)
+HOLD_BACK_NS = 5_000_000  # a flush keeps records this recent for the time-order merge
 DEFAULT_RT_PRIORITY = 1  # SCHED_FIFO priority of the drain loop (0: normal scheduling)
 STATUS_INTERVAL_S = 0.5
 
@@ -84,9 +85,102 @@ def validate(cfg: RecordConfig) -> None:
         raise LatencyScopeError(f"output directory {out_dir} is not writable")
 
 
-def ring_pages(kind, scale: float) -> int:
-    pages = max(1, int(kind.ring_pages * scale))
+def ring_pages(kind, scale: float, ncpus: int = 1) -> int:
+    """Pages of each of KIND's per-CPU rings.
+
+    A kind's ``ring_pages`` is its budget for the whole machine, shared by
+    the online CPUs, but each CPU gets at least an eighth of it: one CPU
+    alone can produce most of a kind's peak rate.
+    """
+    total = kind.ring_pages * scale
+    pages = max(1, int(max(total / max(ncpus, 1), total / 8)))
     return 1 << (pages - 1).bit_length()  # power of two
+
+
+def possible_cpus() -> int:
+    """How many CPU ids the kernel can ever use (rings are made for each)."""
+    try:
+        return max(host.parse_cpulist(Path("/sys/devices/system/cpu/possible").read_text())) + 1
+    except (OSError, ValueError):
+        return os.cpu_count() or 1
+
+
+def online_cpus() -> List[int]:
+    try:
+        return host.parse_cpulist(Path("/sys/devices/system/cpu/online").read_text())
+    except (OSError, ValueError):
+        return list(range(os.cpu_count() or 1))
+
+
+BPF_MAP_TYPE_RINGBUF = 27
+
+
+class CpuRings:
+    """One ring buffer per event kind and CPU, in the programs' ls_rings
+    array-of-maps (slot kind_id * NCPUS + cpu), with a reader mmapped on each.
+
+    The rings are created at once (a failure stops the recorder before the
+    window opens) but put in place by ``activate``, in one batch update: each
+    update of a map-in-map waits for an RCU grace period (~10 ms here), and
+    rings put in place one by one would fill, undrained, meanwhile.
+    """
+
+    def __init__(self, bcc, b, kinds, pages: Dict[str, int], ncpus: int, online: Sequence[int]):
+        self._fds: List[int] = []
+        self._outer = b.get_table("ls_rings")
+        self._keys: List[int] = []
+        self.readers: Dict[str, List[RingReader]] = {}
+        create = bcc.lib.bcc_create_map
+        create.restype = ctypes.c_int
+        create.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        online = set(online)
+        try:
+            for k in kinds:
+                dtype, payload = slot_dtype(k), slot_payload_size(k)
+                rings = []
+                for cpu in range(ncpus):
+                    # An offline CPU gets a one-page ring: a CPU brought online
+                    # during the capture loses records there, counted as lost.
+                    size = pages[k.name] * 4096 if cpu in online else 4096
+                    fd = create(BPF_MAP_TYPE_RINGBUF, f"ls_rb{k.kind_id}_{cpu}".encode(), 0, 0, size, 0)
+                    if fd < 0:
+                        raise LatencyScopeError(
+                            f"cannot create the {k.name} ring buffer of CPU {cpu} "
+                            f"({os.strerror(-fd if fd < -1 else ctypes.get_errno() or 12)}); "
+                            "try a smaller --ring-scale")
+                    self._fds.append(fd)
+                    self._keys.append(k.kind_id * ncpus + cpu)
+                    rings.append(RingReader(fd, size, dtype, payload))
+                self.readers[k.name] = rings
+        except BaseException:
+            self.close()
+            raise
+
+    def activate(self) -> None:
+        """Put every ring in place: from now on events are recorded.  Until
+        then the programs find no ring and drop events without counting them
+        as lost (they are older than the capture window)."""
+        n = len(self._fds)
+        try:
+            self._outer.items_update_batch((ctypes.c_int * n)(*self._keys), (ctypes.c_int * n)(*self._fds))
+        except Exception:  # kernels without batch ops on map-in-map: one update (and grace period) each
+            for key, fd in zip(self._keys, self._fds):
+                self._outer[ctypes.c_int(key)] = ctypes.c_int(fd)
+
+    def discarded(self) -> Dict[str, int]:
+        return {name: sum(r.discarded for r in rings) for name, rings in self.readers.items()}
+
+    def close(self) -> None:
+        for rings in self.readers.values():
+            for r in rings:
+                r.close()
+        self.readers = {}
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = []
 
 
 def module_hooks(module: str):
@@ -176,17 +270,19 @@ def _normal_scheduling() -> None:
         pass
 
 
-def _drain(reader: RingReader, writer: CaptureWriter, k) -> int:
-    """Move everything pending in KIND's ring into the writer; return slots moved."""
+def _drain(readers: Sequence[RingReader], writer: CaptureWriter, k) -> int:
+    """Move everything pending in KIND's per-CPU rings into the writer; return slots moved."""
     moved = 0
-    while True:
-        free = writer.free_slots(k)
-        n = reader.drain_into(free)
-        writer.commit(k, n)
-        moved += n
-        if n < len(free) or reader.pending_bytes() < reader.slot:
-            return moved
-        writer.flush()  # the buffer is full and the ring is not empty
+    for reader in readers:
+        while True:
+            free = writer.free_slots(k)
+            n = reader.drain_into(free)
+            writer.commit(k, n)
+            moved += n
+            if n < len(free) or reader.pending_bytes() < reader.slot:
+                break
+            writer.flush()  # the buffer is full and the ring is not empty
+    return moved
 
 
 def _lost_by_kind(b, kinds) -> Dict[str, List[int]]:
@@ -221,13 +317,15 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
     old_umask = os.umask(0o077)  # captures hold command names and addresses: owner-only
     writer = None
     b = None
-    readers: Dict[str, RingReader] = {}
+    rings: Optional[CpuRings] = None
     stop = _Stop()
     # SIGHUP too: an ssh session that drops must not leave a half capture.
     old_handlers = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
     try:
-        pages = {k.name: ring_pages(k, cfg.ring_scale) for k in kinds}
-        slots = {k.name: (slot_dtype(k), SLOT_BUFFER_RINGS * pages[k.name] * 4096 // slot_dtype(k).itemsize)
+        ncpus, online = possible_cpus(), online_cpus()
+        pages = {k.name: ring_pages(k, cfg.ring_scale, len(online)) for k in kinds}
+        slots = {k.name: (slot_dtype(k),
+                          SLOT_BUFFER_RINGS * len(online) * pages[k.name] * 4096 // slot_dtype(k).itemsize)
                  for k in kinds}
         writer = CaptureWriter(cfg.output, kinds, slots=slots)
         cflags = ["-w"]
@@ -235,7 +333,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             cflags.append("-DLS_FILTER_CPUS")
         if cfg.pids:
             cflags.append("-DLS_FILTER_PIDS")
-        cflags += [f"-DLS_PAGES_{k.name.upper()}={pages[k.name]}" for k in kinds]
+        cflags.append(f"-DLS_NCPUS={ncpus}")
         for extra in _call_hooks(modules, "cflags", cfg).values():
             cflags += list(extra or [])
         os.environ.update(headers.env())
@@ -256,9 +354,8 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
                     td[ctypes.c_uint32(int(tid))] = ctypes.c_uint8(1)
 
         _call_hooks(modules, "after_load", b, cfg, pf.tracefs)
-        for k in kinds:
-            rb = b.get_table(f"rb_{k.name}")
-            readers[k.name] = RingReader(rb.map_fd, pages[k.name] * 4096, slot_dtype(k), slot_payload_size(k))
+        rings = CpuRings(bcc, b, kinds, pages, ncpus, online)
+        readers = rings.readers
 
         if cfg.keep_off_monitored and cfg.cpus:
             moved = _threads_off(cfg.cpus)
@@ -271,6 +368,14 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
         if cfg.rt_priority > 0 and not scheduling.startswith("SCHED_FIFO"):
             notes.append(f"drain runs at {scheduling}: events may be lost under load")
         facts = host.host_facts()
+        formats = {k.tracepoint: env.tracepoint_format(pf.tracefs, k.tracepoint)
+                   for k in kinds if k.tracepoint.split(":")[0] != "perf"}
+        syscalls = _syscall_table(bcc)
+        tasks = host.task_snapshot()
+        module_facts = _call_hooks(modules, "manifest", cfg, pf.tracefs)
+        # The window opens here; everything slow was done before, so the
+        # rings start draining at once.
+        rings.activate()
         start_clock = host.clock_offsets()
         manifest = {
             "format": "latencyscope-capture",
@@ -281,19 +386,19 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             "host": facts,
             "modules": modules,
             "tables": {k.name: {"module": k.module, "tracepoint": k.tracepoint,
-                                "ring_bytes": pages[k.name] * 4096} for k in kinds},
+                                "ring_bytes": pages[k.name] * 4096 * len(online),
+                                "ring_bytes_per_cpu": pages[k.name] * 4096} for k in kinds},
             "filters": {"cpus": cfg.cpus, "pids": cfg.pids, "interface": cfg.interface,
                         "semantics": "an event is kept when its CPU (wakeups: target CPU) is "
                                      "monitored or its task belongs to a target process"},
-            "tracepoint_formats": {k.tracepoint: env.tracepoint_format(pf.tracefs, k.tracepoint)
-                                   for k in kinds if k.tracepoint.split(":")[0] != "perf"},
-            "syscalls": _syscall_table(bcc),
+            "tracepoint_formats": formats,
+            "syscalls": syscalls,
             "kernel_headers": headers.manifest(),
-            "tasks": host.task_snapshot(),
+            "tasks": tasks,
             "clock": {"start": start_clock},
             "window": {"start_ns": start_clock["monotonic_ns"]},
             "notes": notes,
-            "module_facts": _call_hooks(modules, "manifest", cfg, pf.tracefs),
+            "module_facts": module_facts,
             "recorder": {"pid": os.getpid(), "drain_scheduling": scheduling, "rt_priority": cfg.rt_priority,
                          "poll_interval_s": [POLL_BUSY_S, POLL_INTERVAL_S]},
         }
@@ -312,10 +417,14 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
                 now = time.monotonic()
                 finishing = stop.requested or (deadline is not None and now >= deadline)
                 busy = False
+                # Records older than this are final: whatever the next
+                # pass finds was reserved after it (a record in flight
+                # takes well under the margin to commit).
+                writer.hold_from_ns = None if finishing else time.monotonic_ns() - HOLD_BACK_NS
                 for k in kinds:
-                    r = readers[k.name]
-                    busy |= r.fill_fraction() >= BUSY_FILL
-                    total += _drain(r, writer, k)
+                    rs = readers[k.name]
+                    busy |= any(r.fill_fraction() >= BUSY_FILL for r in rs)
+                    total += _drain(rs, writer, k)
                 if finishing:
                     break
                 if now - last_flush >= FLUSH_INTERVAL_S or writer.slots_full():
@@ -343,6 +452,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
                 b.detach_raw_tracepoint(tp)
             for ev_type, ev_config in list(getattr(b, "open_perf_events", {})):
                 b.detach_perf_event(ev_type, ev_config)
+            writer.hold_from_ns = None
             for k in kinds:
                 _drain(readers[k.name], writer, k)
             lost = _lost_by_kind(b, kinds)
@@ -367,7 +477,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             "clock": {"start": start_clock, "end": end_clock},
             "window": {"start_ns": start_clock["monotonic_ns"], "end_ns": end_clock["monotonic_ns"]},
             "events": dict(writer.rows),
-            "discarded": {name: r.discarded for name, r in readers.items()},
+            "discarded": rings.discarded(),
         })
         manifest.update(_loss_facts(lost, kinds))
         try:
@@ -379,13 +489,13 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
         return RecordResult(path, dict(writer.rows), manifest["lost"], duration, nbytes, notes)
     finally:
         _normal_scheduling()
-        for r in readers.values():
-            r.close()
         if b is not None:
             try:
                 b.cleanup()
             except Exception:
                 pass
+        if rings is not None:
+            rings.close()
         if writer is not None:
             writer.close_tables()
             if not writer.started:
