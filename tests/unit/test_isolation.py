@@ -139,3 +139,24 @@ def test_same_answer_eager_and_lazy():
     a = sched.runqueue_waits(cap)
     b = sched.runqueue_waits(cap)
     assert a.sort("pid", "run_ns").equals(b.sort("pid", "run_ns"))
+
+
+def test_pid_ts_k_order_matches_lexsort_with_and_without_the_packed_key():
+    import numpy as np
+
+    from latencyscope.analyze.sched import _order_by_pid_ts_k
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    pid = rng.integers(0, 50, n).astype(np.int32)
+    ts = (10**15 + rng.integers(0, 10**9, n)).astype(np.uint64)
+    k = rng.integers(0, 3, n).astype(np.int8)
+    want = np.lexsort((k, ts, pid))
+    key = lambda o: list(zip(pid[o], ts[o], k[o]))  # noqa: E731
+    assert key(_order_by_pid_ts_k(pid, ts, k)) == key(want)           # packed 64-bit key
+    ts_long = ts.copy()
+    ts_long[0] += np.uint64(1 << 41)                                  # span beyond 40 bits: lexsort
+    assert key(_order_by_pid_ts_k(pid, ts_long, k)) == key(np.lexsort((k, ts_long, pid)))
+    big = pid.copy()
+    big[1] = 1 << 22                                                  # pid beyond 22 bits: lexsort
+    assert key(_order_by_pid_ts_k(big, ts, k)) == key(np.lexsort((k, ts, big)))
