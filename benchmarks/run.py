@@ -412,6 +412,9 @@ class LatencyScopeRecord(Tracer):
 class PerfSched(Tracer):
     name, label = "perf", "perf sched record"
 
+    def __init__(self, extra=()):
+        self.extra = list(extra)  # e.g. ["-m", "512M"]: a buffer big enough to lose nothing
+
     def available(self):
         return None if have("perf") else "perf not installed"
 
@@ -423,7 +426,7 @@ class PerfSched(Tracer):
                 p.unlink()
             os.mkfifo(p)
         # Start disabled and enable through the control fifo: "ack" means events are on.
-        self.child = Child(tag + ".perf", ["perf", "sched", "record", "-o", str(self.path), "-D", "-1",
+        self.child = Child(tag + ".perf", ["perf", "sched", "record", *self.extra, "-o", str(self.path), "-D", "-1",
                                            "--control", f"fifo:{ctl},{ack}"], work).start()
         self.ctl = os.open(ctl, os.O_RDWR)
         self.ack = os.open(ack, os.O_RDWR)
@@ -802,10 +805,16 @@ def loss_once(cfg: Config, tag: str, ring_scale: float = 1, prefix: Optional[Lis
     return res
 
 
+PERF_ANALYSIS_BUFFER = ["-m", "512M"]
+
+
 def part_capture_and_analysis(cfg: Config) -> dict:
     """Same workload, LatencyScope and perf recording at the same time; then sizes and analysis."""
     res: dict = {}
-    ls, perf = LatencyScopeRecord(), PerfSched()
+    # perf's default buffer loses most events at this rate, and then its
+    # analysis has far less to chew: give it a buffer that loses nothing, so
+    # both analyzers get the same events.
+    ls, perf = LatencyScopeRecord(), PerfSched(extra=PERF_ANALYSIS_BUFFER)
     if perf.available():
         return {"skipped": perf.available()}
     busy = wait_quiet(cfg.quiet_wait)
@@ -1477,7 +1486,9 @@ def render(res: dict) -> str:
             a(f"Not run: {ca['skipped']}")
         else:
             rec = ca["recording"]
-            a(f"`perf sched record` and `latencyscope-record --modules isolation` recorded "
+            a(f"`perf sched record {' '.join(PERF_ANALYSIS_BUFFER)}` (a buffer big enough that perf loses "
+              f"nothing, so both analyzers below get the same events) and "
+              f"`latencyscope-record --modules isolation` recorded "
               f"`{rec['workload']}` together for {rec['seconds']:g} s; trace.dat comes from a separate "
               f"ftrace run of the same workload (trace-cmd record cannot run here; see part 1) read "
               f"out with `trace-cmd extract`. perf's event count is its sample count (perf sched "
