@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 
-from latencyscope.cliutil import parse_cpus, reexec_with_hugepage_malloc, run
+from latencyscope.cliutil import parse_cpus, run
 from latencyscope.errors import LatencyScopeError
 
 
@@ -268,8 +268,6 @@ def _exit(code: int):
 
 
 def main(argv=None):
-    if argv is None:  # started as a command, not called in-process
-        reexec_with_hugepage_malloc("latencyscope.analyze.cli")
     run(cli, "latencyscope-analyze", argv)
 
 

@@ -43,47 +43,6 @@ def parse_modules(values, all_modules) -> List[str]:
     return list(dict.fromkeys(mods))
 
 
-HUGEPAGE_TUNABLE = "glibc.malloc.hugetlb=1"
-
-
-def reexec_with_hugepage_malloc(module: str) -> None:
-    """Restart this command once with glibc's malloc asking for transparent
-    huge pages (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, glibc >= 2.35).
-
-    The analyzer allocates arrays of hundreds of MiB; with 4 KiB pages a
-    fresh allocation costs a page fault per page, and on a VM those faults
-    were ~40% of an analysis' CPU time (measured in docs/benchmarks.md).
-    Only for a console-script start (never in-process callers), only where
-    THP is not disabled, and never twice; LATENCYSCOPE_HUGEPAGES=0 turns it
-    off.  The tunable is read by glibc at process start, hence the exec.
-    """
-    env = os.environ
-    if sys.platform != "linux" or env.get("LATENCYSCOPE_HUGEPAGES") == "0":
-        return
-    tunables = env.get("GLIBC_TUNABLES", "")
-    if "glibc.malloc.hugetlb" in tunables:
-        return
-    import platform
-
-    lib, version = platform.libc_ver()
-    try:
-        if lib != "glibc" or tuple(int(x) for x in version.split(".")[:2]) < (2, 35):
-            return
-        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
-            if "[never]" in f.read():
-                return
-    except (OSError, ValueError):
-        return
-    new_env = dict(env, LATENCYSCOPE_HUGEPAGES="0",
-                   GLIBC_TUNABLES=f"{tunables}:{HUGEPAGE_TUNABLE}" if tunables else HUGEPAGE_TUNABLE)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], new_env)
-    except OSError:
-        return  # carry on with ordinary pages
-
-
 def run(command: click.Command, prog_name: str, argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv or os.environ.get("LATENCYSCOPE_DEBUG") == "1"

@@ -94,20 +94,3 @@ def test_oneshot_bad_flags():
     assert "No such option" in one_line_error(*run("latencyscope", "--nope")[::2])
     assert "needs --output" in one_line_error(*run("latencyscope", "--format", "perfetto")[::2])
 
-
-def test_analyzer_restarts_once_with_huge_page_malloc_and_keeps_exit_codes(tmp_path):
-    """The console script re-execs itself with GLIBC_TUNABLES set (where
-    glibc and THP allow it); the restarted process must behave the same:
-    one line, exit 3, for a missing capture."""
-    import os
-    import subprocess
-    import sys
-
-    exe = os.path.join(os.path.dirname(sys.executable), "latencyscope-analyze")
-    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "LATENCYSCOPE_HUGEPAGES")}
-    r = subprocess.run([exe, "report", str(tmp_path / "missing.lscope")], env=env, capture_output=True, text=True)
-    assert r.returncode == 3
-    assert r.stderr.strip().count("\n") == 0 and "not found" in r.stderr
-    off = subprocess.run([exe, "report", str(tmp_path / "missing.lscope")], capture_output=True, text=True,
-                         env=dict(env, LATENCYSCOPE_HUGEPAGES="0"))
-    assert off.returncode == 3 and off.stderr == r.stderr
