@@ -1140,6 +1140,18 @@ def render_syscall(res: dict) -> str:
 SYSCALL_SECTION = "## Syscall tracing cost"
 
 
+HISTORY_HEADING = "# History"
+
+
+def with_history(path: Path, report: str) -> str:
+    """REPORT followed by the history kept in PATH (everything from its
+    "# History" heading on): a new run replaces the numbers, never the record
+    of what each optimization changed."""
+    old = path.read_text() if path.exists() else ""
+    at = old.find("\n" + HISTORY_HEADING)
+    return report if at < 0 else report.rstrip("\n") + "\n\n" + old[at + 1:]
+
+
 def write_syscall_section(path: Path, section: str) -> None:
     """Replace (or append) the syscall section of PATH, keeping everything else."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
@@ -1331,8 +1343,12 @@ def diagnose(res: dict) -> List[str]:
     ana = res.get("capture", {}).get("analysis", {})
     perf = ana.get("perf sched latency", {})
     if perf.get("info"):
-        out.append("`perf sched latency` itself warns: " + " ".join(perf["info"]) + " (perf's recording lost "
-                   "events, so it analyzed less than it was given).")
+        info = " ".join(perf["info"])
+        # "INFO: 7.5% lost events (N out of M, in K chunks)" vs "context switch bugs"
+        why = (" (perf's recording lost events, so it analyzed less than it was given)"
+               if re.search(r"%\s*lost events", info) else
+               " (perf's own consistency check on the events it was given; it reports no lost events)")
+        out.append("`perf sched latency` itself warns: " + info + why + ".")
     pr = res.get("capture", {}).get("perf", {})
     if pr.get("lost_note"):
         out.append(f"`perf sched record` reported \"{pr['lost_note']}\" for the same workload.")
@@ -1564,7 +1580,7 @@ def main(argv=None) -> int:
     if a.render:
         res = json.loads(Path(a.render).read_text())
         res["budgets"] = budgets(res)
-        Path(a.out).write_text(render(res))
+        Path(a.out).write_text(with_history(Path(a.out), render(res)))
         print(f"wrote {a.out}", file=sys.stderr)
         return 0
     if os.geteuid() != 0:
@@ -1653,7 +1669,7 @@ def main(argv=None) -> int:
         cfg.log(f"updated the syscall section of {a.out}")
         return 0
     res["budgets"] = budgets(res)
-    Path(a.out).write_text(render(res))
+    Path(a.out).write_text(with_history(Path(a.out), render(res)))
     if "syscall" in res:
         write_syscall_section(Path(a.out), render_syscall(res))
     if a.json:

@@ -98,3 +98,13 @@ def test_the_report_renders_from_partial_results(run):
     assert "test cpu" in md and "trace-cmd** not run: EPERM" in md
     observer = res["budgets"][0]
     assert observer["status"] == "met"  # 10% slowdown vs perf's 60%: 0.17x
+
+
+def test_a_new_report_keeps_the_optimization_history(tmp_path):
+    run = _load("run")
+    out = tmp_path / "b.md"
+    out.write_text("# LatencyScope benchmarks\n\nold numbers\n\n# History: optimizations\n\n### Round 1\nbefore/after\n")
+    text = run.with_history(out, "# LatencyScope benchmarks\n\nnew numbers\n")
+    assert "new numbers" in text and "old numbers" not in text
+    assert text.endswith("# History: optimizations\n\n### Round 1\nbefore/after\n")
+    assert run.with_history(tmp_path / "none.md", "fresh\n") == "fresh\n"
