@@ -32,17 +32,12 @@ def cflags(cfg) -> List[str]:
 
 
 def _cpus(cfg) -> List[int]:
-    online = _online()
+    from latencyscope.record.host import online_cpus
+
+    online = online_cpus()
     if cfg.cpus is not None and not cfg.pids:
         return [c for c in online if c in set(cfg.cpus)]
     return online
-
-
-def _online() -> List[int]:
-    from latencyscope.record.host import parse_cpulist
-
-    with open("/sys/devices/system/cpu/online") as f:
-        return parse_cpulist(f.read())
 
 
 def after_load(b, cfg, tracefs) -> None:

@@ -39,6 +39,22 @@ def parse_cpulist(text: str) -> List[int]:
     return sorted(set(out))
 
 
+def online_cpus() -> List[int]:
+    """CPUs online now (all of os.cpu_count() when sysfs cannot say)."""
+    try:
+        return parse_cpulist(Path("/sys/devices/system/cpu/online").read_text())
+    except (OSError, ValueError):
+        return list(range(os.cpu_count() or 1))
+
+
+def possible_cpus() -> int:
+    """How many CPU ids the kernel can ever use."""
+    try:
+        return max(parse_cpulist(Path("/sys/devices/system/cpu/possible").read_text())) + 1
+    except (OSError, ValueError):
+        return os.cpu_count() or 1
+
+
 def format_cpulist(cpus) -> str:
     cpus = sorted(set(cpus))
     parts, i = [], 0
@@ -148,7 +164,7 @@ def host_facts() -> dict:
         "machine": uname.machine,
         "boot_id": _read("/proc/sys/kernel/random/boot_id"),
         "cpu_count": os.cpu_count(),
-        "cpus_online": parse_cpulist(_read("/sys/devices/system/cpu/online")),
+        "cpus_online": online_cpus(),
         "topology": cpu_topology(),
         "isolated_cpus": parse_cpulist(_read("/sys/devices/system/cpu/isolated")),
         "nohz_full_cpus": parse_cpulist(_read("/sys/devices/system/cpu/nohz_full").replace("(null)", "")),

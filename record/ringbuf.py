@@ -86,42 +86,6 @@ class RingReader:
             out[:n] = keep
         return n
 
-    def drain(self, max_records: int = 1 << 22) -> np.ndarray:
-        """Copy out every complete record and release its space.
-
-        Returns a structured array (ring dtype, header included) owning its
-        memory; empty when nothing is pending.
-        """
-        cons = int(self._cons[0])
-        prod = int(self._prod[0])  # x86 is TSO: this load is an acquire
-        avail = prod - cons
-        if avail <= 0:
-            return np.empty(0, dtype=self.dtype)
-        n = min(avail // self.slot, max_records)
-        start = cons & self.mask
-        view = self._data[start:start + n * self.slot].view(self.dtype)
-        lens = view["_len"]
-        busy = np.flatnonzero(lens & RINGBUF_BUSY_BIT)
-        if busy.size:
-            n = int(busy[0])
-            view = view[:n]
-            lens = lens[:n]
-        if n == 0:
-            return np.empty(0, dtype=self.dtype)
-        bad = (lens & ~np.uint32(RINGBUF_BUSY_BIT | RINGBUF_DISCARD_BIT)) != self.record_size
-        if bad.any():
-            raise LatencyScopeError(
-                f"ring buffer record of unexpected size {int(lens[bad][0] & 0x3fffffff)} "
-                f"(expected {self.record_size}): BPF program and schema disagree")
-        out = view.copy()
-        # Release the space only after the copy; the kernel may reuse it at once.
-        self._cons[0] = np.uint64(cons + n * self.slot)
-        disc = (out["_len"] & RINGBUF_DISCARD_BIT) != 0
-        if disc.any():
-            self.discarded += int(disc.sum())
-            out = out[~disc]
-        return out
-
     def close(self) -> None:
         # numpy views pin the buffers; drop them before closing the maps.
         self._cons = self._prod = self._data = None

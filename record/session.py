@@ -21,7 +21,7 @@ from latencyscope.record import environment as env
 from latencyscope.record import host, preflight
 from latencyscope.record.ringbuf import RingReader
 from latencyscope.record.writer import CaptureWriteError, CaptureWriter
-from latencyscope.schemas import EVENT_KINDS, MODULES, kinds_of
+from latencyscope.schemas import MODULES, kinds_of
 from latencyscope.schemas.codegen import slot_dtype, slot_payload_size
 
 FLUSH_INTERVAL_S = 1.0   # design: a crash loses at most the last second
@@ -67,7 +67,7 @@ def validate(cfg: RecordConfig) -> None:
     if not cfg.modules:
         raise LatencyScopeError("no module selected")
     if cfg.cpus is not None:
-        online = host.parse_cpulist(Path("/sys/devices/system/cpu/online").read_text())
+        online = host.online_cpus()
         bad = [c for c in cfg.cpus if c not in online]
         if bad:
             raise LatencyScopeError(f"CPU {bad[0]} is not online (online: {host.format_cpulist(online)})")
@@ -95,21 +95,6 @@ def ring_pages(kind, scale: float, ncpus: int = 1) -> int:
     total = kind.ring_pages * scale
     pages = max(1, int(max(total / max(ncpus, 1), total / 8)))
     return 1 << (pages - 1).bit_length()  # power of two
-
-
-def possible_cpus() -> int:
-    """How many CPU ids the kernel can ever use (rings are made for each)."""
-    try:
-        return max(host.parse_cpulist(Path("/sys/devices/system/cpu/possible").read_text())) + 1
-    except (OSError, ValueError):
-        return os.cpu_count() or 1
-
-
-def online_cpus() -> List[int]:
-    try:
-        return host.parse_cpulist(Path("/sys/devices/system/cpu/online").read_text())
-    except (OSError, ValueError):
-        return list(range(os.cpu_count() or 1))
 
 
 BPF_MAP_TYPE_RINGBUF = 27
@@ -322,7 +307,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
     # SIGHUP too: an ssh session that drops must not leave a half capture.
     old_handlers = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
     try:
-        ncpus, online = possible_cpus(), online_cpus()
+        ncpus, online = host.possible_cpus(), host.online_cpus()
         pages = {k.name: ring_pages(k, cfg.ring_scale, len(online)) for k in kinds}
         slots = {k.name: (slot_dtype(k),
                           SLOT_BUFFER_RINGS * len(online) * pages[k.name] * 4096 // slot_dtype(k).itemsize)

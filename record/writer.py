@@ -72,7 +72,7 @@ def _rows(a: np.ndarray) -> np.ndarray:
 
 
 def _in_time_order(records: np.ndarray, hold_from_ns: Optional[int],
-                   scratch: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+                   scratch: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """RECORDS (runs each in time order, one per CPU ring) merged by ts_ns,
     split into (ready to write, held back: ts_ns >= HOLD_FROM_NS).  A merge
     is gathered into SCRATCH (same dtype, reused: no page faults per flush)."""
@@ -81,8 +81,6 @@ def _in_time_order(records: np.ndarray, hold_from_ns: Optional[int],
         # Stable: equal timestamps keep drain order.  Merging a few sorted
         # runs is linear for numpy's stable (tim)sort.
         order = np.argsort(ts, kind="stable")
-        if scratch is None or len(scratch) < len(records):
-            scratch = np.empty_like(records)
         out = scratch[:len(records)]
         np.take(_rows(records), order, axis=0, out=_rows(out))
         records = out
@@ -243,7 +241,7 @@ class CaptureWriter:
                 used = self._used.get(k.name, 0)
                 if used:
                     ready, later = _in_time_order(self._slots[k.name][:used], self.hold_from_ns,
-                                                  self._scratch.get(k.name))
+                                                  self._scratch[k.name])
                     sources.append(ready)
                     if len(later):
                         held[k.name] = later
