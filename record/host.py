@@ -47,6 +47,12 @@ def online_cpus() -> List[int]:
         return list(range(os.cpu_count() or 1))
 
 
+def mem_available() -> Optional[int]:
+    """MemAvailable from /proc/meminfo in bytes, None when unknown."""
+    m = re.search(r"^MemAvailable:\s+(\d+) kB", _read("/proc/meminfo"), re.M)
+    return int(m.group(1)) * 1024 if m else None
+
+
 def possible_cpus() -> int:
     """How many CPU ids the kernel can ever use."""
     try:

@@ -6,6 +6,7 @@ nothing but the optional live status line (to a terminal only).
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import signal
 import sys
@@ -78,6 +79,14 @@ def validate(cfg: RecordConfig) -> None:
         raise LatencyScopeError("--rt-priority must be between 0 (normal scheduling) and 99")
     if cfg.duration_s is not None and cfg.duration_s <= 0:
         raise LatencyScopeError("--duration must be positive")
+    if not (cfg.ring_scale > 0 and math.isfinite(cfg.ring_scale)):
+        raise LatencyScopeError(f"--ring-scale must be a positive number (got {cfg.ring_scale:g})")
+    need = buffer_bytes([k for m in cfg.modules for k in kinds_of(m)], cfg.ring_scale, len(host.online_cpus()))
+    avail = host.mem_available()
+    if avail is not None and need > avail:
+        raise LatencyScopeError(
+            f"--ring-scale {cfg.ring_scale:g} needs {need / 2**30:.1f} GiB of ring and writer buffers, more "
+            f"than the {avail / 2**30:.1f} GiB available; use a smaller --ring-scale")
     out_dir = Path(cfg.output).resolve().parent
     if not out_dir.is_dir():
         raise LatencyScopeError(f"output directory {out_dir} does not exist")
@@ -95,6 +104,12 @@ def ring_pages(kind, scale: float, ncpus: int = 1) -> int:
     total = kind.ring_pages * scale
     pages = max(1, int(max(total / max(ncpus, 1), total / 8)))
     return 1 << (pages - 1).bit_length()  # power of two
+
+
+def buffer_bytes(kinds, scale: float, ncpus: int) -> int:
+    """Memory the rings of KINDS and the writer's slot and merge buffers take."""
+    rings = sum(ring_pages(k, scale, ncpus) for k in kinds) * 4096 * ncpus
+    return rings * (1 + 2 * SLOT_BUFFER_RINGS)
 
 
 BPF_MAP_TYPE_RINGBUF = 27

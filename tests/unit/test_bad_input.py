@@ -385,3 +385,30 @@ def test_captures_are_owner_only_whatever_the_umask(tmp_path):
         assert os.stat(p).st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+@pytest.mark.parametrize("scale, says", [
+    (-1.0, "--ring-scale must be a positive number"),
+    (0.0, "--ring-scale must be a positive number"),
+    (float("nan"), "--ring-scale must be a positive number"),
+    (1e9, "use a smaller --ring-scale"),     # far beyond any machine's memory
+])
+def test_ring_scale_out_of_range_is_one_line_before_anything_loads(tmp_path, scale, says):
+    from latencyscope.record.session import RecordConfig, validate
+
+    cfg = RecordConfig(output=str(tmp_path / "c.lscope"), modules=["isolation"], ring_scale=scale)
+    with pytest.raises(LatencyScopeError) as e:
+        validate(cfg)
+    assert says in e.value.message and "\n" not in e.value.message
+    assert not list(tmp_path.iterdir())   # nothing written
+
+
+def test_ring_buffer_memory_counts_rings_slots_and_merge_buffers():
+    from latencyscope.record.session import SLOT_BUFFER_RINGS, buffer_bytes, ring_pages
+    from latencyscope.schemas import kind
+
+    k = kind("sched_switch")
+    # 2 CPUs: each gets half the kind's budget; slots and the merge scratch hold 2 x that each
+    per_cpu = ring_pages(k, 1.0, 2) * 4096
+    assert per_cpu == k.ring_pages * 4096 // 2
+    assert buffer_bytes([k], 1.0, 2) == 2 * per_cpu * (1 + 2 * SLOT_BUFFER_RINGS)
