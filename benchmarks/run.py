@@ -51,6 +51,9 @@ BIN = REPO / ".venv" / "bin" if (REPO / ".venv" / "bin").is_dir() else Path(sys.
 SYS_PYTHON = "/usr/bin/python3"  # BCC's binding is a distro package
 TRACEFS = Path("/sys/kernel/tracing")
 ISOLATION_TPS = ["sched:sched_switch", "sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_migrate_task"]
+# Everything latencyscope-record --modules isolation attaches: the four, plus the
+# timer interrupt that flushes staged records of quiet CPUs (bpf/isolation.c).
+LS_ISOLATION_TPS = ISOLATION_TPS + ["timer:hrtimer_expire_entry"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -580,10 +583,10 @@ class Runqlat(Tracer):
 
 
 class EmptyBpf(Tracer):
-    name, label = "empty-bpf", "empty BPF program on the same 4 tracepoints (floor)"
+    name, label = "empty-bpf", "empty BPF program on latencyscope-record's 5 tracepoints (floor)"
 
     def __init__(self, tps=None):
-        self.tps = tps or ISOLATION_TPS
+        self.tps = tps or LS_ISOLATION_TPS
 
     def available(self):
         return None if Path(SYS_PYTHON).exists() else f"{SYS_PYTHON} not found"

@@ -73,11 +73,16 @@ static __always_inline int ls_keep_current(void)
            ls_tgid_match(bpf_get_current_pid_tgid() >> 32);
 }
 
-static __always_inline void ls_count_lost(u32 kind)
+static __always_inline void ls_count_lost_n(u32 kind, u64 n)
 {
     u64 *v = ls_lost.lookup(&kind);
     if (v)
-        (*v)++;
+        *v += n;
+}
+
+static __always_inline void ls_count_lost(u32 kind)
+{
+    ls_count_lost_n(kind, 1);
 }
 
 /* One ring buffer per event kind and CPU, in one ARRAY_OF_MAPS indexed by
@@ -99,10 +104,15 @@ BPF_ARRAY_OF_MAPS(ls_rings, "ls_ring_template", LS_NKINDS * LS_NCPUS);
 /* A record of KIND in this CPU's ring, or NULL: the ring is full (counted
  * as lost) or not in place yet (the recorder puts every ring in place when
  * the capture window opens: earlier events are not part of the capture). */
-static __always_inline void *ls_reserve(u32 kind, u64 size)
+static __always_inline void *ls_ring(u32 kind)
 {
     u32 slot = kind * LS_NCPUS + bpf_get_smp_processor_id();
-    void *ring = ls_rings.lookup(&slot);
+    return ls_rings.lookup(&slot);
+}
+
+static __always_inline void *ls_reserve(u32 kind, u64 size)
+{
+    void *ring = ls_ring(kind);
     if (!ring)
         return (void *)0;
     void *e = bpf_ringbuf_reserve(ring, size, 0);
@@ -114,6 +124,99 @@ static __always_inline void *ls_reserve(u32 kind, u64 size)
 static __always_inline void ls_submit(void *e)
 {
     bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/* Staging (kinds marked staged in schemas/, LS_STAGED_* in events.h).
+ *
+ * A ring reservation and commit per record costs about as much as the rest
+ * of the program together, so the kinds that fire on every context switch
+ * collect their records in a per-CPU stage and write LS_STAGE_RECORDS of
+ * them to the CPU's ring as one entry (a chunk: u32 count of valid records,
+ * u32 kind, the record slots).  A stage is flushed when full, when its CPU
+ * goes idle, and early at the first event or timer interrupt on its CPU
+ * once its oldest record is LS_STAGE_AGE_NS old, so records reach userspace
+ * a few ms late at most (the recorder's time-order merge waits longer than
+ * that); CPUs without timer interrupts (nohz_full) do not stage
+ * (LS_DIRECT_CPUS); what is staged when the capture ends is read from the
+ * maps by the recorder.
+ *
+ * Stages are only touched from classic tracepoint programs, which never
+ * nest on a CPU (the kernel's bpf_prog_active guard), so a stage has one
+ * writer at a time without locks.
+ *
+ * LS_STAGE(kind, type) declares the stage type and per-CPU map of one kind
+ * (the recorder reads ls_stage_KIND when the capture ends). */
+#define LS_STAGE(kind, type)                                                 \
+    struct kind##_stage {                                                    \
+        u64 first_ts;                                                        \
+        u32 n;          /* chunk header: valid records ... */               \
+        u32 kind;       /* ... and kind id, as they land in the ring */      \
+        struct type rec[LS_STAGE_RECORDS];                                   \
+    };                                                                       \
+    BPF_PERCPU_ARRAY(ls_stage_##kind, struct kind##_stage, 1)
+
+/* Write the stage at HDR (its n field) holding records of SIZE bytes to
+ * this CPU's ring of KIND as one chunk.  A full ring loses the chunk
+ * (counted); no ring means the capture window is not open yet (what was
+ * staged before it is not part of the capture). */
+static __always_inline void ls_stage_flush(u32 *hdr, u32 size, u32 kind)
+{
+    u32 n = *hdr;
+    if (!n)
+        return;
+    void *ring = ls_ring(kind);
+    if (ring) {
+        hdr[1] = kind;
+        if (bpf_ringbuf_output(ring, hdr, 8 + LS_STAGE_RECORDS * size, BPF_RB_NO_WAKEUP))
+            ls_count_lost_n(kind, n);
+    }
+    *hdr = 0;
+}
+
+#ifdef LS_DIRECT_CPUS
+/* CPUs whose staged kinds go to the ring record by record (nohz_full CPUs:
+ * no timer interrupt would flush what waits in their stages). */
+BPF_ARRAY(ls_direct, u8, LS_MAX_CPUS);
+#endif
+
+static __always_inline int ls_cpu_direct(void)
+{
+#ifdef LS_DIRECT_CPUS
+    u32 cpu = bpf_get_smp_processor_id();
+    u8 *v = ls_direct.lookup(&cpu);
+    return v && *v;
+#else
+    return 0;
+#endif
+}
+
+/* The slot for the next record of a stage (HDR, FIRST_TS, RECS: its fields),
+ * flushing first what is older than LS_STAGE_AGE_NS at NOW. */
+static __always_inline void *ls_stage_next(u32 *hdr, u64 *first_ts, void *recs, u32 size, u32 kind, u64 now)
+{
+    if (*hdr && now - *first_ts > LS_STAGE_AGE_NS)
+        ls_stage_flush(hdr, size, kind);
+    u32 i = *hdr;
+    if (!i)
+        *first_ts = now;
+    return (char *)recs + (i & (LS_STAGE_RECORDS - 1)) * size;
+}
+
+/* The slot ls_stage_next gave is filled: count it, flush a full stage. */
+static __always_inline void ls_stage_commit(u32 *hdr, u32 size, u32 kind)
+{
+    u32 i = *hdr + 1;
+    *hdr = i;
+    if (i >= LS_STAGE_RECORDS || ls_cpu_direct())
+        ls_stage_flush(hdr, size, kind);
+}
+
+/* Flush a stage whose oldest record is older than LS_STAGE_AGE_NS at NOW
+ * (any staged record when FORCE). */
+static __always_inline void ls_stage_expire(u32 *hdr, u64 first_ts, u64 now, int force, u32 size, u32 kind)
+{
+    if (*hdr && (force || now - first_ts > LS_STAGE_AGE_NS))
+        ls_stage_flush(hdr, size, kind);
 }
 
 #ifdef LS_FILTER_PIDS

@@ -35,6 +35,10 @@
 #define LS_KIND_UDP_RECV 29
 #define LS_KIND_KFREE_SKB 30
 
+/* Staged kinds: chunks of LS_STAGE_RECORDS records per ring entry. */
+#define LS_STAGE_RECORDS 32
+#define LS_STAGE_AGE_NS 1000000ULL
+
 /* sched:sched_switch: A CPU switched from prev to next. */
 struct ls_sched_switch {
     __u64 ts_ns;             /* bpf_ktime_get_ns() at the tracepoint (CLOCK_MONOTONIC) [ns] */

@@ -47,6 +47,15 @@ def online_cpus() -> List[int]:
         return list(range(os.cpu_count() or 1))
 
 
+def nohz_full_cpus() -> List[int]:
+    """CPUs the kernel runs without a periodic tick (nohz_full=), [] when none."""
+    text = _read("/sys/devices/system/cpu/nohz_full")
+    try:
+        return parse_cpulist(text) if text and text != "(null)" else []
+    except ValueError:
+        return []
+
+
 def mem_available() -> Optional[int]:
     """MemAvailable from /proc/meminfo in bytes, None when unknown."""
     m = re.search(r"^MemAvailable:\s+(\d+) kB", _read("/proc/meminfo"), re.M)
@@ -173,7 +182,7 @@ def host_facts() -> dict:
         "cpus_online": online_cpus(),
         "topology": cpu_topology(),
         "isolated_cpus": parse_cpulist(_read("/sys/devices/system/cpu/isolated")),
-        "nohz_full_cpus": parse_cpulist(_read("/sys/devices/system/cpu/nohz_full").replace("(null)", "")),
+        "nohz_full_cpus": nohz_full_cpus(),
         "numa_nodes": numa_nodes(),
         "kernel_cmdline": cmdline,
         "cmdline_isolation": cmdline_isolation(cmdline),

@@ -1,4 +1,4 @@
-"""Vectorized consumer of a BPF ring buffer of fixed-size records.
+"""Vectorized consumer of a BPF ring buffer of fixed-size entries.
 
 Instead of a Python callback per record, the ring is mmap'ed the way libbpf
 does it (consumer page RW; producer page and data area RO, the data area
@@ -14,19 +14,24 @@ import mmap
 import numpy as np
 
 from latencyscope.errors import LatencyScopeError
-from latencyscope.schemas.codegen import RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT, RINGBUF_HDR_SIZE
+from latencyscope.schemas.codegen import (RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT, RINGBUF_HDR_SIZE,
+                                          entry_header_size, entry_records, entry_size, record_dtype,
+                                          slot_payload_size)
+from latencyscope.schemas.events import EventKind
 
 
 class RingReader:
-    def __init__(self, map_fd: int, data_size: int, dtype: np.dtype, record_size: int):
+    """Reader of one ring of event kind K.  A ring entry is the ring's 8-byte
+    header, for staged kinds a chunk header (u32 valid records, u32 kind),
+    then ``per_entry`` record slots; the drain copies bare records."""
+
+    def __init__(self, map_fd: int, data_size: int, k: EventKind):
         if data_size & (data_size - 1):
             raise ValueError("ring size must be a power of two")
         self.page = mmap.PAGESIZE
         self.size = data_size
         self.mask = data_size - 1
-        self.dtype = dtype
-        self.slot = dtype.itemsize
-        self.record_size = record_size
+        self._layout(k)
         try:
             self._cons_map = mmap.mmap(map_fd, self.page, mmap.MAP_SHARED,
                                        mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
@@ -37,7 +42,16 @@ class RingReader:
         self._cons = np.frombuffer(self._cons_map, dtype=np.uint64, count=1)
         self._prod = np.frombuffer(self._prod_map, dtype=np.uint64, count=1)
         self._data = np.frombuffer(self._prod_map, dtype=np.uint8, offset=self.page)
+
+    def _layout(self, k: EventKind) -> None:
+        self.kind = k
+        self.dtype = record_dtype(k)
+        self.per_entry = entry_records(k)
+        self.entry = entry_size(k)
+        self.payload = slot_payload_size(k)
+        self.staged = k.staged
         self.discarded = 0
+        self.last_entries = 0  # entries the last drain_into copied
 
     def pending_bytes(self) -> int:
         return int(self._prod[0] - self._cons[0])
@@ -47,44 +61,59 @@ class RingReader:
         return self.pending_bytes() / self.size
 
     def drain_into(self, out: np.ndarray) -> int:
-        """Copy complete records into OUT (an array of the ring dtype) from
-        its start, release their space, return how many were copied.
+        """Copy the records of complete entries into OUT (an array of the
+        record dtype) from its start, release their space, return how many
+        records were copied.
 
-        One memcpy into memory the caller reuses: no allocation, no page
-        faults per drain.  Stops early when OUT is full.
+        One strided copy into memory the caller reuses (headers skipped): no
+        allocation, no page faults per drain.  Copies only whole entries,
+        and stops early when OUT has no room for one more.
         """
+        self.last_entries = 0
         cons = int(self._cons[0])
         prod = int(self._prod[0])  # x86 is TSO: this load is an acquire
-        n = min((prod - cons) // self.slot, len(out))
+        n = min((prod - cons) // self.entry, len(out) // self.per_entry)
         if n <= 0:
             return 0
         start = cons & self.mask
-        view = self._data[start:start + n * self.slot].view(self.dtype)
-        lens = view["_len"]
+        words = self._data[start:start + n * self.entry].view(np.uint64).reshape(n, self.entry // 8)
+        lens = (words[:, 0] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         busy = np.flatnonzero(lens & RINGBUF_BUSY_BIT)
         if busy.size:
             n = int(busy[0])
-            view = view[:n]
-            lens = lens[:n]
+            words, lens = words[:n], lens[:n]
         if n == 0:
             return 0
-        if (lens != self.record_size).any():
-            bad = (lens & ~np.uint32(RINGBUF_BUSY_BIT | RINGBUF_DISCARD_BIT)) != self.record_size
-            if bad.any():
-                raise LatencyScopeError(
-                    f"ring buffer record of unexpected size {int(lens[bad][0] & 0x3fffffff)} "
-                    f"(expected {self.record_size}): BPF program and schema disagree")
-        # A byte copy: numpy's structured-dtype copy is ~10x slower.
-        out[:n].view(np.uint8)[:] = self._data[start:start + n * self.slot]
+        bad = (lens & ~np.uint32(RINGBUF_BUSY_BIT | RINGBUF_DISCARD_BIT)) != self.payload
+        if self.staged:
+            bad |= (words[:, 1] >> np.uint64(32)) != np.uint64(self.kind.kind_id)
+        if bad.any():
+            raise LatencyScopeError(
+                f"{self.kind.name} ring entry of unexpected size or kind (size "
+                f"{int(lens[bad][0] & 0x3fffffff)}, expected {self.payload}): BPF program and schema disagree")
+        hdr = entry_header_size(self.kind) // 8
+        rec = out[:n * self.per_entry]
+        rec.view(np.uint64).reshape(n, -1)[:] = words[:, hdr:]
+        valid = (words[:, 1] & np.uint64(0xFFFFFFFF)).astype(np.int64) if self.staged else None
         # Release the space only after the copy; the kernel may reuse it at once.
-        self._cons[0] = np.uint64(cons + n * self.slot)
-        disc = (out["_len"][:n] & RINGBUF_DISCARD_BIT) != 0
-        if disc.any():
-            self.discarded += int(disc.sum())
-            keep = out[:n][~disc]
-            n = len(keep)
-            out[:n] = keep
-        return n
+        self._cons[0] = np.uint64(cons + n * self.entry)
+        self.last_entries = n
+        disc = (lens & RINGBUF_DISCARD_BIT) != 0
+        partial = valid is not None and bool((valid != self.per_entry).any())
+        if not disc.any() and not partial:
+            return len(rec)
+        # Rare: a chunk flushed before it was full, or a discarded entry.
+        keep = np.ones((n, self.per_entry), dtype=bool)
+        if partial:
+            if (valid > self.per_entry).any():
+                raise LatencyScopeError(f"{self.kind.name} chunk claims {int(valid.max())} records "
+                                        f"(at most {self.per_entry}): BPF program and schema disagree")
+            keep &= np.arange(self.per_entry) < valid[:, None]
+        keep[disc] = False
+        self.discarded += int(disc.sum())
+        kept = rec[keep.ravel()]
+        out[:len(kept)] = kept
+        return len(kept)
 
     def close(self) -> None:
         # numpy views pin the buffers; drop them before closing the maps.

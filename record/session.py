@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
+
 from latencyscope import FORMAT_VERSION, __version__
 from latencyscope.bpf import source as bpf_source
 from latencyscope.errors import LatencyScopeError
@@ -23,7 +25,7 @@ from latencyscope.record import host, preflight
 from latencyscope.record.ringbuf import RingReader
 from latencyscope.record.writer import CaptureWriteError, CaptureWriter
 from latencyscope.schemas import MODULES, kinds_of
-from latencyscope.schemas.codegen import slot_dtype, slot_payload_size
+from latencyscope.schemas.codegen import STAGE_AGE_NS, STAGE_RECORDS, record_dtype, slot_dtype
 
 FLUSH_INTERVAL_S = 1.0   # design: a crash loses at most the last second
 LOSS_MANIFEST_INTERVAL_S = 5.0  # loss so far goes into the manifest: a killed capture still shows it
@@ -31,7 +33,14 @@ POLL_INTERVAL_S = 0.05   # drain cadence; rings are sized for >= 0.2 s of peak r
 POLL_BUSY_S = 0.005      # cadence while a ring is filling up
 BUSY_FILL = 0.125        # a ring this full at a poll means "filling up"
 SLOT_BUFFER_RINGS = 2    # the writer's per-kind buffer holds this many full rings (of every CPU)
-HOLD_BACK_NS = 5_000_000  # a flush keeps records this recent for the time-order merge
+# A flush keeps records this recent for the time-order merge: a record may
+# reach its ring this late (a staged record waits up to STAGE_AGE_NS plus a
+# tick, 10 ms at HZ=100, for its CPU's next event or timer interrupt).
+HOLD_BACK_NS = 20_000_000
+STAGE_MAP_PREFIX = "ls_stage_"  # + kind: the per-CPU stage map of a staged kind (bpf/common.h)
+# CPUs whose staged kinds are written record by record (cpulist; default:
+# the kernel's nohz_full CPUs, where no tick would flush a stage).
+DIRECT_CPUS_ENV = "LATENCYSCOPE_DIRECT_CPUS"
 DEFAULT_RT_PRIORITY = 1  # SCHED_FIFO priority of the drain loop (0: normal scheduling)
 STATUS_INTERVAL_S = 0.5
 
@@ -79,6 +88,7 @@ def validate(cfg: RecordConfig) -> None:
         raise LatencyScopeError("--rt-priority must be between 0 (normal scheduling) and 99")
     if cfg.duration_s is not None and cfg.duration_s <= 0:
         raise LatencyScopeError("--duration must be positive")
+    direct_cpus()  # a malformed override is a bad input like a flag
     if not (cfg.ring_scale > 0 and math.isfinite(cfg.ring_scale)):
         raise LatencyScopeError(f"--ring-scale must be a positive number (got {cfg.ring_scale:g})")
     need = buffer_bytes([k for m in cfg.modules for k in kinds_of(m)], cfg.ring_scale, len(host.online_cpus()))
@@ -92,6 +102,20 @@ def validate(cfg: RecordConfig) -> None:
         raise LatencyScopeError(f"output directory {out_dir} does not exist")
     if not os.access(out_dir, os.W_OK):
         raise LatencyScopeError(f"output directory {out_dir} is not writable")
+
+
+def direct_cpus() -> List[int]:
+    """CPUs whose staged kinds skip the stage (see DIRECT_CPUS_ENV)."""
+    text = os.environ.get(DIRECT_CPUS_ENV)
+    if text is None:
+        return host.nohz_full_cpus()
+    try:
+        cpus = host.parse_cpulist(text)
+    except ValueError:
+        raise LatencyScopeError(f"{DIRECT_CPUS_ENV}={text!r} is not a CPU list (e.g. 1 or 2-3,6)")
+    if any(c >= host.possible_cpus() for c in cpus):
+        raise LatencyScopeError(f"{DIRECT_CPUS_ENV}={text!r} names a CPU this machine cannot have")
+    return cpus
 
 
 def ring_pages(kind, scale: float, ncpus: int = 1) -> int:
@@ -136,7 +160,6 @@ class CpuRings:
         online = set(online)
         try:
             for k in kinds:
-                dtype, payload = slot_dtype(k), slot_payload_size(k)
                 rings = []
                 for cpu in range(ncpus):
                     # An offline CPU gets a one-page ring: a CPU brought online
@@ -150,7 +173,7 @@ class CpuRings:
                             "try a smaller --ring-scale")
                     self._fds.append(fd)
                     self._keys.append(k.kind_id * ncpus + cpu)
-                    rings.append(RingReader(fd, size, dtype, payload))
+                    rings.append(RingReader(fd, size, k))
                 self.readers[k.name] = rings
         except BaseException:
             self.close()
@@ -279,9 +302,46 @@ def _drain(readers: Sequence[RingReader], writer: CaptureWriter, k) -> int:
             n = reader.drain_into(free)
             writer.commit(k, n)
             moved += n
-            if n < len(free) or reader.pending_bytes() < reader.slot:
+            if reader.last_entries < len(free) // reader.per_entry or reader.pending_bytes() < reader.entry:
                 break
-            writer.flush()  # the buffer is full and the ring is not empty
+            # The buffer is full and the ring is not: write everything, even
+            # what the time-order merge would hold back (a buffer smaller
+            # than the hold-back window would otherwise never empty).
+            hold, writer.hold_from_ns = writer.hold_from_ns, None
+            try:
+                writer.flush()
+            finally:
+                writer.hold_from_ns = hold
+    return moved
+
+
+def _drain_stages(b, writer: CaptureWriter, kinds) -> int:
+    """Move the records still staged in the programs' per-CPU stages (see
+    bpf/common.h) into the writer; only once the programs are detached."""
+    moved = 0
+    for k in kinds:
+        if not k.staged:
+            continue
+        dt = np.dtype({"names": ["first_ts", "n", "kind", "rec"],
+                       "formats": ["<u8", "<u4", "<u4", (record_dtype(k), STAGE_RECORDS)],
+                       "itemsize": 16 + STAGE_RECORDS * k.record_size})
+        per_cpu = b.get_table(STAGE_MAP_PREFIX + k.name)[ctypes.c_int(0)]
+        raw = b"".join(bytes(v) for v in per_cpu)
+        stages = np.frombuffer(raw, dtype=dt)
+        if (stages["n"] > STAGE_RECORDS).any():
+            raise LatencyScopeError(f"{k.name} stage claims more than {STAGE_RECORDS} records: "
+                                    "BPF program and schema disagree")
+        recs = stages["rec"][np.arange(STAGE_RECORDS) < stages["n"][:, None].astype(np.int64)]
+        while len(recs):
+            free = writer.free_slots(k)
+            if not len(free):
+                writer.flush()
+                continue
+            m = min(len(free), len(recs))
+            free[:m] = recs[:m]
+            writer.commit(k, m)
+            recs = recs[m:]
+            moved += m
     return moved
 
 
@@ -334,6 +394,9 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
         if cfg.pids:
             cflags.append("-DLS_FILTER_PIDS")
         cflags.append(f"-DLS_NCPUS={ncpus}")
+        direct = direct_cpus()
+        if direct:
+            cflags.append("-DLS_DIRECT_CPUS")
         for extra in _call_hooks(modules, "cflags", cfg).values():
             cflags += list(extra or [])
         os.environ.update(headers.env())
@@ -345,6 +408,10 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
         if cfg.cpus is not None:
             t = b.get_table("ls_cpus")
             for c in cfg.cpus:
+                t[ctypes.c_int(c)] = ctypes.c_uint8(1)
+        if direct:
+            t = b.get_table("ls_direct")
+            for c in direct:
                 t[ctypes.c_int(c)] = ctypes.c_uint8(1)
         if cfg.pids:
             tg, td = b.get_table("ls_tgids"), b.get_table("ls_tids")
@@ -375,6 +442,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
         module_facts = _call_hooks(modules, "manifest", cfg, pf.tracefs)
         # The window opens here; everything slow was done before, so the
         # rings start draining at once.
+        writer.min_ts_ns = time.monotonic_ns()
         rings.activate()
         start_clock = host.clock_offsets()
         manifest = {
@@ -400,7 +468,10 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             "notes": notes,
             "module_facts": module_facts,
             "recorder": {"pid": os.getpid(), "drain_scheduling": scheduling, "rt_priority": cfg.rt_priority,
-                         "poll_interval_s": [POLL_BUSY_S, POLL_INTERVAL_S]},
+                         "poll_interval_s": [POLL_BUSY_S, POLL_INTERVAL_S],
+                         "staging": {"kinds": [k.name for k in kinds if k.staged],
+                                     "records_per_chunk": STAGE_RECORDS, "max_age_ns": STAGE_AGE_NS,
+                                     "direct_cpus": direct}},
         }
         writer.write_manifest(manifest)
         writer.started = True
@@ -455,6 +526,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             writer.hold_from_ns = None
             for k in kinds:
                 _drain(readers[k.name], writer, k)
+            total += _drain_stages(b, writer, kinds)
             lost = _lost_by_kind(b, kinds)
             end_facts = _call_hooks(modules, "before_detach", b, cfg)
             for m, facts in end_facts.items():

@@ -72,10 +72,11 @@ def _rows(a: np.ndarray) -> np.ndarray:
 
 
 def _in_time_order(records: np.ndarray, hold_from_ns: Optional[int],
-                   scratch: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+                   scratch: np.ndarray, min_ts_ns: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
     """RECORDS (runs each in time order, one per CPU ring) merged by ts_ns,
-    split into (ready to write, held back: ts_ns >= HOLD_FROM_NS).  A merge
-    is gathered into SCRATCH (same dtype, reused: no page faults per flush)."""
+    split into (ready to write, held back: ts_ns >= HOLD_FROM_NS); records
+    before MIN_TS_NS are dropped.  A merge is gathered into SCRATCH (same
+    dtype, reused: no page faults per flush)."""
     ts = records["ts_ns"]
     if len(ts) > 1 and (ts[1:] < ts[:-1]).any():
         # Stable: equal timestamps keep drain order.  Merging a few sorted
@@ -85,6 +86,9 @@ def _in_time_order(records: np.ndarray, hold_from_ns: Optional[int],
         np.take(_rows(records), order, axis=0, out=_rows(out))
         records = out
         ts = records["ts_ns"]
+    if min_ts_ns is not None and len(ts) and ts[0] < min_ts_ns:
+        cut = int(np.searchsorted(ts, np.uint64(max(min_ts_ns, 0)), side="left"))
+        records, ts = records[cut:], ts[cut:]
     if hold_from_ns is None or not len(ts) or ts[-1] < hold_from_ns:
         return records, records[:0]
     cut = int(np.searchsorted(ts, np.uint64(max(hold_from_ns, 0)), side="left"))
@@ -168,6 +172,9 @@ class CaptureWriter:
         self._files = {}
         self.rows: Dict[str, int] = {k.name: 0 for k in kinds}
         self.hold_from_ns: Optional[int] = None  # flush keeps slot records with ts_ns >= this
+        # Slot records older than this are dropped: staged before the capture
+        # window opened (bpf/common.h), not part of it.
+        self.min_ts_ns: Optional[int] = None
         self.started = False  # set once the first manifest is written
         self.failed = False   # a write failed: no more batches, no EOS marker
         opts = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
@@ -241,7 +248,7 @@ class CaptureWriter:
                 used = self._used.get(k.name, 0)
                 if used:
                     ready, later = _in_time_order(self._slots[k.name][:used], self.hold_from_ns,
-                                                  self._scratch[k.name])
+                                                  self._scratch[k.name], self.min_ts_ns)
                     sources.append(ready)
                     if len(later):
                         held[k.name] = later

@@ -21,6 +21,14 @@ from latencyscope.schemas.events import EVENT_KINDS, EventKind
 RINGBUF_HDR_SIZE = 8
 RINGBUF_BUSY_BIT = 1 << 31
 RINGBUF_DISCARD_BIT = 1 << 30
+# A staged kind's ring entry (a chunk): ring header, then a u32 count of the
+# records that are valid, a u32 kind id, then STAGE_RECORDS record slots.
+STAGE_RECORDS = 32
+CHUNK_HDR_SIZE = 8
+# A staged record reaches its ring when its CPU's chunk is full, or at the
+# first event or timer interrupt on that CPU after it is this old.
+STAGE_AGE_NS = 1_000_000
+assert STAGE_RECORDS & (STAGE_RECORDS - 1) == 0, "the BPF side masks the slot index"
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER_PATH = ROOT / "bpf" / "events.h"
@@ -51,14 +59,29 @@ def ring_dtype(k: EventKind) -> np.dtype:
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
 
 
+def entry_records(k: EventKind) -> int:
+    """Record slots in one ring entry of this kind."""
+    return STAGE_RECORDS if k.staged else 1
+
+
+def entry_header_size(k: EventKind) -> int:
+    """Bytes before the first record of a ring entry (ring + chunk header)."""
+    return RINGBUF_HDR_SIZE + (CHUNK_HDR_SIZE if k.staged else 0)
+
+
+def entry_size(k: EventKind) -> int:
+    """Bytes one ring entry of this kind takes in its ring."""
+    return entry_header_size(k) + entry_records(k) * k.record_size
+
+
 def slot_dtype(k: EventKind) -> np.dtype:
-    """One ring-buffer slot of this kind (what the drain copies)."""
-    return ring_dtype(k)
+    """What the drain copies into the writer's buffer: bare records."""
+    return record_dtype(k)
 
 
 def slot_payload_size(k: EventKind) -> int:
-    """The length the ring header of one slot must carry."""
-    return k.record_size
+    """The length the ring header of one entry must carry."""
+    return entry_size(k) - RINGBUF_HDR_SIZE
 
 
 def arrow_schema(k: EventKind):
@@ -86,6 +109,10 @@ def c_header() -> str:
     ]
     for k in EVENT_KINDS:
         lines.append("#define LS_KIND_%s %d" % (k.name.upper(), k.kind_id))
+    lines.append("")
+    lines.append("/* Staged kinds: chunks of LS_STAGE_RECORDS records per ring entry. */")
+    lines.append("#define LS_STAGE_RECORDS %d" % STAGE_RECORDS)
+    lines.append("#define LS_STAGE_AGE_NS %dULL" % STAGE_AGE_NS)
     lines.append("")
     for k in EVENT_KINDS:
         lines.append("/* %s: %s */" % (k.tracepoint, k.doc))
@@ -129,7 +156,12 @@ def docs_markdown() -> str:
         for f in k.fields:
             ct = "char[16]" if f.ctype == "comm" else f.ctype
             out.append("| `%s` | %s | %s | %s |" % (f.name, ct, f.unit or "", f.doc))
-        out += ["", "Record size: %d bytes (+8 bytes ring-buffer header)." % k.record_size, ""]
+        if k.staged:
+            out += ["", "Record size: %d bytes; the BPF program stages up to %d records per CPU and "
+                    "writes them to the ring as one chunk (+%d bytes of headers)."
+                    % (k.record_size, STAGE_RECORDS, RINGBUF_HDR_SIZE + CHUNK_HDR_SIZE), ""]
+        else:
+            out += ["", "Record size: %d bytes (+8 bytes ring-buffer header)." % k.record_size, ""]
     return "\n".join(out)
 
 

@@ -70,6 +70,10 @@ class EventKind:
     doc: str
     fields: Tuple[Field, ...]
     ring_pages: int = 64  # default ring size in pages of 4 KiB (power of two)
+    # Staged kinds are written to the ring in chunks of STAGE_RECORDS records
+    # per CPU (schemas/codegen.py): one ring reservation per chunk instead of
+    # per record.  For the kinds that fire on every context switch.
+    staged: bool = False
     kind_id: int = field(default=-1, compare=False)
 
     @property

@@ -412,3 +412,14 @@ def test_ring_buffer_memory_counts_rings_slots_and_merge_buffers():
     per_cpu = ring_pages(k, 1.0, 2) * 4096
     assert per_cpu == k.ring_pages * 4096 // 2
     assert buffer_bytes([k], 1.0, 2) == 2 * per_cpu * (1 + 2 * SLOT_BUFFER_RINGS)
+
+
+@pytest.mark.parametrize("value, says", [("one", "is not a CPU list"), ("99999", "cannot have")])
+def test_a_bad_direct_cpus_override_is_one_line_before_anything_loads(tmp_path, monkeypatch, value, says):
+    from latencyscope.record.session import DIRECT_CPUS_ENV, RecordConfig, validate
+
+    monkeypatch.setenv(DIRECT_CPUS_ENV, value)
+    with pytest.raises(LatencyScopeError) as e:
+        validate(RecordConfig(output=str(tmp_path / "c.lscope"), modules=["isolation"]))
+    assert says in e.value.message and DIRECT_CPUS_ENV in e.value.message and "\n" not in e.value.message
+    assert not list(tmp_path.iterdir())

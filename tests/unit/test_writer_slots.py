@@ -9,12 +9,15 @@ import pyarrow as pa
 from latencyscope.record.ringbuf import RingReader
 from latencyscope.record.writer import CaptureWriter
 from latencyscope.schemas import kind
-from latencyscope.schemas.codegen import RINGBUF_BUSY_BIT, slot_dtype, slot_payload_size
+import pytest
+
+from latencyscope.errors import LatencyScopeError
+from latencyscope.schemas.codegen import (RINGBUF_BUSY_BIT, STAGE_RECORDS, entry_size, record_dtype, slot_dtype,
+                                          slot_payload_size)
 
 
 def _slots(k, n, first_ts):
     s = np.zeros(n, dtype=slot_dtype(k))
-    s["_len"] = slot_payload_size(k)
     s["ts_ns"] = np.arange(first_ts, first_ts + n)
     s["next_comm"] = b"worker"
     s["prev_comm"] = b"swapper/1"
@@ -77,34 +80,102 @@ def test_per_cpu_runs_are_written_merged_by_time_and_recent_records_held_back(tm
     assert sorted(got.tolist()) == sorted(np.concatenate(ts_all).tolist())  # nothing lost or doubled
 
 
-def test_drain_into_stops_at_a_busy_record_and_at_the_end_of_the_buffer(tmp_path):
-    k = kind("sched_switch")
-    dt = slot_dtype(k)
-    size = 64 * 1024
-    page = mmap.PAGESIZE
-    f = tmp_path / "ring"
-    f.write_bytes(b"\0" * (2 * page + size))
-    fd = open(f, "r+b")
-    try:
-        # RingReader maps the data area twice; a plain file has it once, which
-        # is enough for spans that do not wrap.
+class _FileRing:
+    """A RingReader over a plain file laid out like a BPF ring (consumer
+    page, producer page, data).  The kernel maps the data area twice; a file
+    has it once, which is enough for spans that do not wrap."""
+
+    def __init__(self, tmp_path, k, size=64 * 1024):
+        page = mmap.PAGESIZE
+        f = tmp_path / f"ring-{k.name}"
+        f.write_bytes(b"\0" * (2 * page + size))
+        self.fd = open(f, "r+b")
+        self.m = mmap.mmap(self.fd.fileno(), 2 * page + size)
         r = RingReader.__new__(RingReader)
-        r.page, r.size, r.mask, r.dtype, r.slot = page, size, size - 1, dt, dt.itemsize
-        r.record_size, r.discarded = slot_payload_size(k), 0
-        m = mmap.mmap(fd.fileno(), 2 * page + size)
-        r._cons = np.frombuffer(m, dtype=np.uint64, count=1)
-        r._prod = np.frombuffer(m, dtype=np.uint64, count=1, offset=page)
-        r._data = np.frombuffer(m, dtype=np.uint8, offset=2 * page)
-        ring = r._data[:10 * dt.itemsize].view(dt)
-        ring[:10] = _slots(k, 10, 1000)
-        ring["_len"][7] |= RINGBUF_BUSY_BIT
-        r._prod[0] = 10 * dt.itemsize
-        out = np.zeros(5, dtype=dt)
+        r.page, r.size, r.mask = page, size, size - 1
+        r._layout(k)
+        r._cons = np.frombuffer(self.m, dtype=np.uint64, count=1)
+        r._prod = np.frombuffer(self.m, dtype=np.uint64, count=1, offset=page)
+        r._data = np.frombuffer(self.m, dtype=np.uint8, offset=2 * page)
+        self.r, self.k = r, k
+        self.words = r._data.view(np.uint64)
+        self.at = 0
+
+    def put(self, records, valid=None, length=None, kind_id=None, busy=False):
+        """Append one entry holding RECORDS (a staged kind: one chunk)."""
+        k, r = self.k, self.r
+        w0 = self.at // 8
+        ln = slot_payload_size(k) if length is None else length
+        self.words[w0] = ln | (RINGBUF_BUSY_BIT if busy else 0)
+        hdr = 1
+        if k.staged:
+            n = len(records) if valid is None else valid
+            self.words[w0 + 1] = n | ((k.kind_id if kind_id is None else kind_id) << 32)
+            hdr = 2
+        body = np.zeros(r.per_entry, dtype=record_dtype(k))
+        body[:len(records)] = records
+        self.words[w0 + hdr:w0 + hdr + body.nbytes // 8] = body.view(np.uint64)
+        self.at += entry_size(k)
+        r._prod[0] = self.at
+
+    def close(self):
+        self.r._cons = self.r._prod = self.r._data = None
+        self.words = None
+        self.m.close()
+        self.fd.close()
+
+
+def _recs(k, first, n):
+    a = np.zeros(n, dtype=record_dtype(k))
+    a["ts_ns"] = np.arange(first, first + n)
+    return a
+
+
+def test_drain_into_stops_at_a_busy_record_and_at_the_end_of_the_buffer(tmp_path):
+    k = kind("sched_migrate_task")          # not staged: one record per entry
+    ring = _FileRing(tmp_path, k)
+    try:
+        r = ring.r
+        for i in range(10):
+            ring.put(_recs(k, 1000 + i, 1), busy=(i == 7))
+        out = np.zeros(5, dtype=record_dtype(k))
         assert r.drain_into(out) == 5                       # buffer full
         assert list(out["ts_ns"]) == [1000, 1001, 1002, 1003, 1004]
         assert r.drain_into(out) == 2                       # stops before the busy record
         assert list(out["ts_ns"][:2]) == [1005, 1006]
-        assert int(r._cons[0]) == 7 * dt.itemsize
-        del ring, r
+        assert int(r._cons[0]) == 7 * entry_size(k)
     finally:
-        fd.close()
+        ring.close()
+
+
+def test_drain_of_staged_chunks_keeps_only_the_valid_records_in_order(tmp_path):
+    k = kind("sched_switch")
+    assert k.staged
+    ring = _FileRing(tmp_path, k)
+    try:
+        r = ring.r
+        ring.put(_recs(k, 0, STAGE_RECORDS))              # a full chunk
+        ring.put(_recs(k, 100, 3))                        # flushed early (age): 3 valid
+        ring.put(_recs(k, 200, STAGE_RECORDS))
+        out = np.zeros(10 * STAGE_RECORDS, dtype=record_dtype(k))
+        n = r.drain_into(out)
+        want = list(range(STAGE_RECORDS)) + [100, 101, 102] + list(range(200, 200 + STAGE_RECORDS))
+        assert n == len(want) and list(out["ts_ns"][:n]) == want
+        assert r.last_entries == 3 and r.pending_bytes() == 0
+        # Room for less than one chunk: nothing is copied, nothing released.
+        ring.put(_recs(k, 300, STAGE_RECORDS))
+        assert r.drain_into(out[:STAGE_RECORDS - 1]) == 0 and r.pending_bytes() == entry_size(k)
+        assert r.drain_into(out) == STAGE_RECORDS
+    finally:
+        ring.close()
+
+
+@pytest.mark.parametrize("bad", [{"length": 72}, {"kind_id": 5}, {"valid": STAGE_RECORDS + 1}])
+def test_a_chunk_that_disagrees_with_the_schema_is_one_clear_error(tmp_path, bad):
+    ring = _FileRing(tmp_path, kind("sched_wakeup"))
+    try:
+        ring.put(_recs(ring.k, 0, 2), **bad)
+        with pytest.raises(LatencyScopeError, match="BPF program and schema disagree"):
+            ring.r.drain_into(np.zeros(64, dtype=record_dtype(ring.k)))
+    finally:
+        ring.close()
