@@ -376,6 +376,12 @@ class Capture:
         return {k: int(v) for k, v in (self.manifest.get("lost") or {}).items()}
 
     @property
+    def skipped(self) -> Dict[str, int]:
+        """Per program (tracepoint), events the kernel did not run it for because
+        another BPF program was running on that CPU (recursion misses)."""
+        return {k: int(v) for k, v in (self.manifest.get("skipped_by_kernel") or {}).items()}
+
+    @property
     def recorder_tgid(self) -> Optional[int]:
         """The recorder's own process id (its faults and futexes are not the host's)."""
         rec = self.manifest.get("recorder")
@@ -479,7 +485,7 @@ def _sanitize_manifest(m: dict, warnings: List[str]) -> dict:
             warnings.append("manifest window ends before it starts; the events' span is used")
             win = {}
         m["window"] = win
-    for key in ("events", "lost"):
+    for key in ("events", "lost", "skipped_by_kernel"):
         v = m.get(key)
         if v is not None and not (isinstance(v, dict) and all(_is_int(n) for n in v.values())):
             bad(key, "not a table of counts")

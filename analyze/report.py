@@ -52,6 +52,8 @@ def capture_summary(cap: Capture) -> dict:
         "events_by_table": cap.events,
         "lost_events": int(sum(lost.values())),
         "lost_by_table": lost,
+        "skipped_events": int(sum(cap.skipped.values())),
+        "skipped_by_program": cap.skipped,
         "start_wall_time": cap.wall_time(cap.window_ns[0]),
         "complete": not cap.incomplete,
         "header_fallback": (cap.manifest.get("kernel_headers") or {}).get("fallback"),
@@ -70,6 +72,12 @@ def capture_checks(cap: Capture, policy: dict) -> List[Check]:
                             lost, lim))
     else:
         checks.append(Check("capture", "lost_events", PASS, f"{lost:,} events lost", lost, lim))
+    skipped = sum(cap.skipped.values())
+    if skipped > lim:
+        per = ", ".join(f"{k} {v:,}" for k, v in cap.skipped.items() if v)
+        checks.append(Check("capture", "skipped_events", WARN,
+                            f"{skipped:,} events not recorded: the kernel skipped our program because another "
+                            f"BPF program was running on that CPU ({per}); figures undercount", skipped, lim))
     if cap.incomplete:
         err = cap.manifest.get("error") if isinstance(cap.manifest.get("error"), str) else None
         why = f"recording stopped: {err}" if err else "recorder killed or crashed"

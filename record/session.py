@@ -21,7 +21,7 @@ from latencyscope import FORMAT_VERSION, __version__
 from latencyscope.bpf import source as bpf_source
 from latencyscope.errors import LatencyScopeError
 from latencyscope.record import environment as env
-from latencyscope.record import host, preflight
+from latencyscope.record import bpfinfo, host, preflight
 from latencyscope.record.ringbuf import RingReader
 from latencyscope.record.writer import CaptureWriteError, CaptureWriter
 from latencyscope.schemas import MODULES, kinds_of
@@ -443,6 +443,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
         # The window opens here; everything slow was done before, so the
         # rings start draining at once.
         writer.min_ts_ns = time.monotonic_ns()
+        misses_before = bpfinfo.misses_by_program(b)
         rings.activate()
         start_clock = host.clock_offsets()
         manifest = {
@@ -528,6 +529,8 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
                 _drain(readers[k.name], writer, k)
             total += _drain_stages(b, writer, kinds)
             lost = _lost_by_kind(b, kinds)
+            misses = bpfinfo.misses_by_program(b)
+            manifest["skipped_by_kernel"] = {p: n - misses_before.get(p, 0) for p, n in sorted(misses.items())}
             end_facts = _call_hooks(modules, "before_detach", b, cfg)
             for m, facts in end_facts.items():
                 manifest["module_facts"].setdefault(m, {}).update(facts or {})

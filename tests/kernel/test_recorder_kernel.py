@@ -173,3 +173,6 @@ def test_staged_records_are_all_delivered_exactly(tmp_path, monkeypatch, direct)
     assert 123 <= wk <= truth["voluntary_ctxt_switches"], (wk, truth)
     assert sum(cap.manifest["lost"].values()) == 0
     assert cap.manifest["recorder"]["staging"]["direct_cpus"] == ([] if direct is None else [1])
+    skipped = cap.manifest["skipped_by_kernel"]  # the kernel's recursion misses, per program
+    assert {"sched:sched_switch", "sched:sched_wakeup", "timer:hrtimer_expire_entry"} <= set(skipped)
+    assert all(isinstance(v, int) and v >= 0 for v in skipped.values())

@@ -105,6 +105,12 @@ def test_quiet_cpu_passes_and_lost_events_warn():
     assert rep2["capture"]["lost_events"] == 7
     assert rep2["verdict"]["exit_code"] == 1
     assert any("7 events lost" in w for w in rep2["verdict"]["warnings"])
+    # Hits the kernel skipped (another BPF program running on the CPU) are loss too.
+    cap3 = capture({"sched_switch": sw}, skipped_by_kernel={"sched:sched_wakeup": 3, "sched:sched_switch": 0})
+    rep3 = analyze(cap3, cpus=[1], pids=[HOG])
+    assert rep3["capture"]["skipped_events"] == 3 and rep3["capture"]["lost_events"] == 0
+    assert rep3["verdict"]["exit_code"] == 1
+    assert any("3 events not recorded" in w and "sched:sched_wakeup 3" in w for w in rep3["verdict"]["warnings"])
 
 
 def test_kernel_thread_intrusions_only_warn_above_their_budget():

@@ -1,6 +1,7 @@
 """The C structs the BPF programs fill and the numpy dtypes the drain uses agree."""
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,3 +54,19 @@ def test_header_has_compile_time_asserts():
     text = c_header()
     for k in EVENT_KINDS:
         assert f"_Static_assert(sizeof(struct {k.c_struct}) == {k.record_size}" in text
+
+
+def test_prog_info_layout_matches_the_kernel_uapi_header(tmp_path):
+    """record/bpfinfo.py reads recursion_misses out of struct bpf_prog_info
+    by offset: compare with the system's <linux/bpf.h> through gcc."""
+    from latencyscope.record.bpfinfo import _ProgInfo
+
+    if not shutil.which("gcc") or not Path("/usr/include/linux/bpf.h").exists():
+        pytest.skip("gcc or linux uapi headers (linux-libc-dev) missing")
+    src = tmp_path / "off.c"
+    fields = ("name", "run_time_ns", "run_cnt", "recursion_misses")
+    src.write_text("#include <stdio.h>\n#include <stddef.h>\n#include <linux/bpf.h>\nint main(void){"
+                   + "".join(f'printf("%zu\\n", offsetof(struct bpf_prog_info, {f}));' for f in fields) + "}\n")
+    subprocess.run(["gcc", str(src), "-o", str(tmp_path / "off")], check=True)
+    got = subprocess.run([str(tmp_path / "off")], capture_output=True, text=True, check=True).stdout.split()
+    assert [int(x) for x in got] == [getattr(_ProgInfo, f).offset for f in fields]
