@@ -44,21 +44,6 @@ def record_dtype(k: EventKind) -> np.dtype:
     return dt
 
 
-@lru_cache(maxsize=None)
-def ring_dtype(k: EventKind) -> np.dtype:
-    """The dtype of one ring-buffer slot: header, record, padding to 8 bytes."""
-    size = RINGBUF_HDR_SIZE + k.record_size
-    size = (size + 7) & ~7
-    names = ["_len", "_pg_off"] + [f.name for f in k.fields]
-    formats = ["<u4", "<u4"] + [f.np_type for f in k.fields]
-    offsets = [0, 4]
-    off = RINGBUF_HDR_SIZE
-    for f in k.fields:
-        offsets.append(off)
-        off += f.size
-    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
-
-
 def entry_records(k: EventKind) -> int:
     """Record slots in one ring entry of this kind."""
     return STAGE_RECORDS if k.staged else 1

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from latencyscope.schemas import EVENT_KINDS
-from latencyscope.schemas.codegen import HEADER_PATH, c_header, main as codegen_main, record_dtype, ring_dtype
+from latencyscope.schemas.codegen import HEADER_PATH, c_header, main as codegen_main, record_dtype
 
 
 def test_generated_files_are_fresh():
@@ -43,11 +43,13 @@ def test_c_struct_layout_matches_numpy_dtype(tmp_path):
             assert c[(k.name, f.name)] == (off, dt.fields[f.name][0].itemsize), f"{k.name}.{f.name}"
 
 
-def test_ring_slot_is_header_plus_record_padded_to_8():
+def test_ring_entry_is_headers_plus_whole_records():
+    from latencyscope.schemas.codegen import STAGE_RECORDS, entry_header_size, entry_records, entry_size
+
     for k in EVENT_KINDS:
-        rd = ring_dtype(k)
-        assert rd.itemsize % 8 == 0 and rd.itemsize >= 8 + k.record_size
-        assert rd.fields["ts_ns"][1] == 8
+        n = STAGE_RECORDS if k.staged else 1
+        assert entry_records(k) == n and entry_header_size(k) == (16 if k.staged else 8)
+        assert entry_size(k) == entry_header_size(k) + n * k.record_size and entry_size(k) % 8 == 0
 
 
 def test_header_has_compile_time_asserts():
