@@ -126,7 +126,7 @@ static __always_inline void ls_submit(void *e)
     bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
-/* Staging (kinds marked staged in schemas/, LS_STAGED_* in events.h).
+/* Staging (kinds marked staged=True in schemas/).
  *
  * A ring reservation and commit per record costs about as much as the rest
  * of the program together, so the kinds that fire on every context switch
@@ -144,16 +144,16 @@ static __always_inline void ls_submit(void *e)
  * nest on a CPU (the kernel's bpf_prog_active guard), so a stage has one
  * writer at a time without locks.
  *
- * LS_STAGE(kind, type) declares the stage type and per-CPU map of one kind
- * (the recorder reads ls_stage_KIND when the capture ends). */
-#define LS_STAGE(kind, type)                                                 \
-    struct kind##_stage {                                                    \
+ * LS_STAGE(table, type) declares the stage type and per-CPU map of one kind
+ * (the recorder reads ls_stage_TABLE when the capture ends). */
+#define LS_STAGE(table, type)                                                \
+    struct table##_stage {                                                   \
         u64 first_ts;                                                        \
         u32 n;          /* chunk header: valid records ... */               \
         u32 kind;       /* ... and kind id, as they land in the ring */      \
         struct type rec[LS_STAGE_RECORDS];                                   \
     };                                                                       \
-    BPF_PERCPU_ARRAY(ls_stage_##kind, struct kind##_stage, 1)
+    BPF_PERCPU_ARRAY(ls_stage_##table, struct table##_stage, 1)
 
 /* Write the stage at HDR (its n field) holding records of SIZE bytes to
  * this CPU's ring of KIND as one chunk.  A full ring loses the chunk
@@ -190,12 +190,19 @@ static __always_inline int ls_cpu_direct(void)
 #endif
 }
 
+/* Flush a stage whose oldest record is older than LS_STAGE_AGE_NS at NOW
+ * (any staged record when FORCE). */
+static __always_inline void ls_stage_expire(u32 *hdr, u64 first_ts, u64 now, int force, u32 size, u32 kind)
+{
+    if (*hdr && (force || now - first_ts > LS_STAGE_AGE_NS))
+        ls_stage_flush(hdr, size, kind);
+}
+
 /* The slot for the next record of a stage (HDR, FIRST_TS, RECS: its fields),
  * flushing first what is older than LS_STAGE_AGE_NS at NOW. */
 static __always_inline void *ls_stage_next(u32 *hdr, u64 *first_ts, void *recs, u32 size, u32 kind, u64 now)
 {
-    if (*hdr && now - *first_ts > LS_STAGE_AGE_NS)
-        ls_stage_flush(hdr, size, kind);
+    ls_stage_expire(hdr, *first_ts, now, 0, size, kind);
     u32 i = *hdr;
     if (!i)
         *first_ts = now;
@@ -211,13 +218,6 @@ static __always_inline void ls_stage_commit(u32 *hdr, u32 size, u32 kind)
         ls_stage_flush(hdr, size, kind);
 }
 
-/* Flush a stage whose oldest record is older than LS_STAGE_AGE_NS at NOW
- * (any staged record when FORCE). */
-static __always_inline void ls_stage_expire(u32 *hdr, u64 first_ts, u64 now, int force, u32 size, u32 kind)
-{
-    if (*hdr && (force || now - first_ts > LS_STAGE_AGE_NS))
-        ls_stage_flush(hdr, size, kind);
-}
 
 #ifdef LS_FILTER_PIDS
 /* Threads and children created by a target during the capture are targets. */

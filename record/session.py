@@ -25,7 +25,7 @@ from latencyscope.record import bpfinfo, host, preflight
 from latencyscope.record.ringbuf import RingReader
 from latencyscope.record.writer import CaptureWriteError, CaptureWriter
 from latencyscope.schemas import MODULES, kinds_of
-from latencyscope.schemas.codegen import STAGE_AGE_NS, STAGE_RECORDS, record_dtype, slot_dtype
+from latencyscope.schemas.codegen import STAGE_AGE_NS, STAGE_RECORDS, slot_dtype, stage_dtype
 
 FLUSH_INTERVAL_S = 1.0   # design: a crash loses at most the last second
 LOSS_MANIFEST_INTERVAL_S = 5.0  # loss so far goes into the manifest: a killed capture still shows it
@@ -307,11 +307,7 @@ def _drain(readers: Sequence[RingReader], writer: CaptureWriter, k) -> int:
             # The buffer is full and the ring is not: write everything, even
             # what the time-order merge would hold back (a buffer smaller
             # than the hold-back window would otherwise never empty).
-            hold, writer.hold_from_ns = writer.hold_from_ns, None
-            try:
-                writer.flush()
-            finally:
-                writer.hold_from_ns = hold
+            writer.flush(hold=False)
     return moved
 
 
@@ -322,12 +318,8 @@ def _drain_stages(b, writer: CaptureWriter, kinds) -> int:
     for k in kinds:
         if not k.staged:
             continue
-        dt = np.dtype({"names": ["first_ts", "n", "kind", "rec"],
-                       "formats": ["<u8", "<u4", "<u4", (record_dtype(k), STAGE_RECORDS)],
-                       "itemsize": 16 + STAGE_RECORDS * k.record_size})
         per_cpu = b.get_table(STAGE_MAP_PREFIX + k.name)[ctypes.c_int(0)]
-        raw = b"".join(bytes(v) for v in per_cpu)
-        stages = np.frombuffer(raw, dtype=dt)
+        stages = np.frombuffer(b"".join(bytes(v) for v in per_cpu), dtype=stage_dtype(k))
         if (stages["n"] > STAGE_RECORDS).any():
             raise LatencyScopeError(f"{k.name} stage claims more than {STAGE_RECORDS} records: "
                                     "BPF program and schema disagree")

@@ -229,8 +229,9 @@ class CaptureWriter:
             raise CaptureWriteError(f"the capture directory {self.dir} was removed while recording",
                                     errno.ENOENT)
 
-    def flush(self) -> None:
-        """Write what was appended since the last flush, one batch per kind.
+    def flush(self, hold: bool = True) -> None:
+        """Write what was appended since the last flush, one batch per kind
+        (HOLD=False: also the records ``hold_from_ns`` would hold back).
 
         All or nothing: when a write fails (disk full), every table is cut
         back to where this flush began, the pending events are dropped and
@@ -247,7 +248,8 @@ class CaptureWriter:
                 sources = list(self._pending[k.name])
                 used = self._used.get(k.name, 0)
                 if used:
-                    ready, later = _in_time_order(self._slots[k.name][:used], self.hold_from_ns,
+                    ready, later = _in_time_order(self._slots[k.name][:used],
+                                                  self.hold_from_ns if hold else None,
                                                   self._scratch[k.name], self.min_ts_ns)
                     sources.append(ready)
                     if len(later):
