@@ -44,7 +44,8 @@ def run(modules: Iterable[str], mount: bool = True) -> Preflight:
         add(Finding("privileges", True, "root" if os.geteuid() == 0 else "CAP_BPF + CAP_PERFMON"))
     else:
         add(Finding("privileges", False,
-                    "not root and missing CAP_BPF+CAP_PERFMON; run with sudo, or grant "
+                    "missing CAP_BPF+CAP_PERFMON (or CAP_SYS_ADMIN); run as root with full capabilities "
+                    "(sudo), or grant "
                     "`setcap cap_bpf,cap_perfmon,cap_sys_resource+ep` to the interpreter"))
 
     try:

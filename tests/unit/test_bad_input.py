@@ -423,3 +423,14 @@ def test_a_bad_direct_cpus_override_is_one_line_before_anything_loads(tmp_path, 
         validate(RecordConfig(output=str(tmp_path / "c.lscope"), modules=["isolation"]))
     assert says in e.value.message and DIRECT_CPUS_ENV in e.value.message and "\n" not in e.value.message
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_root_without_capabilities_is_refused_by_the_preflight_in_one_line(tmp_path):
+    """uid 0 is not enough (a container, a bounding set): the capabilities decide."""
+    rec = Path(sys.executable).with_name("latencyscope-record")
+    r = subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", str(rec), "-d", "1",
+                        "-o", str(tmp_path / "c.lscope")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "preflight: privileges: missing CAP_BPF" in r.stderr
+    assert not list(tmp_path.iterdir())
