@@ -13,6 +13,7 @@ import click
 
 from latencyscope.cliutil import parse_cpus, parse_modules, run
 from latencyscope.errors import LatencyScopeError
+from latencyscope.record.allocator import keep_freed_memory
 from latencyscope.schemas import MODULES
 
 
@@ -92,6 +93,7 @@ def _exit(code):
 
 
 def main(argv=None):
+    keep_freed_memory()  # before pyarrow loads (record/allocator.py)
     run(oneshot, "latencyscope", argv)
 
 
