@@ -30,12 +30,10 @@ import pyarrow as pa
 from latencyscope import FORMAT_VERSION
 from latencyscope.errors import LatencyScopeError
 from latencyscope.schemas import EVENT_KINDS, kinds_of
-from latencyscope.schemas.codegen import arrow_schema, record_dtype, to_record_batch
+from latencyscope.schemas.codegen import arrow_schema
 
 MANIFEST_NAME = "manifest.json"
 TABLE_SUFFIX = ".arrows"
-SPOOL_SUFFIX = ".spool"
-SPOOL_BATCH_ROWS = 1 << 18
 _KINDS = {k.name: k for k in EVENT_KINDS}
 
 # bpf_ktime_get_ns() is CLOCK_MONOTONIC: a value past 2^63 ns (292 years of
@@ -640,36 +638,7 @@ def _open_dir(path: str) -> Capture:
         mm = pa.memory_map(os.path.join(path, fn), "r")
         tables[kind], t = _read_stream(mm.read_at(mm.size(), 0), kind, warnings)
         truncated |= t
-        spool = os.path.join(path, kind + SPOOL_SUFFIX)
-        if os.path.isfile(spool) and os.path.getsize(spool):
-            tables[kind] = _with_spool(tables[kind], kind, spool, manifest, warnings)
     return _finish(path, manifest, tables, truncated, warnings)
-
-
-def _with_spool(src, kind: str, spool: str, manifest: dict, warnings: List[str]) -> pa.Table:
-    """The table of a recorder that stopped before encoding its spool
-    (record/writer.py): its batches, then the spool's whole records (the
-    spool continues the table in time).  In memory: only a recording killed
-    while spooling leaves one."""
-    k = _KINDS[kind]
-    dt = record_dtype(k)
-    size = os.path.getsize(spool)
-    declared = ((manifest.get("recorder") or {}).get("spool") or {}).get("record_bytes") or {}
-    if declared.get(kind) != dt.itemsize:
-        warnings.append(f"table {kind}: the spool ({size:,} bytes) was written with records of "
-                        f"{declared.get(kind)} bytes, this analyzer reads {dt.itemsize}; its events are ignored")
-        return src
-    n = size // dt.itemsize
-    if size % dt.itemsize:
-        warnings.append(f"table {kind}: the spool ends in a partial record ({size % dt.itemsize} bytes); ignored")
-    records = np.memmap(spool, dtype=dt, mode="r", shape=(n,)) if n else np.zeros(0, dt)
-    schema = arrow_schema(k)
-    batches = [b for _, b in src.raw_batches()] if isinstance(src, _Source) else src.to_batches()
-    batches += [to_record_batch(k, records[i:i + SPOOL_BATCH_ROWS], schema)
-                for i in range(0, n, SPOOL_BATCH_ROWS)]
-    warnings.append(f"table {kind}: {n:,} events read from the recorder's spool (not yet compressed "
-                    "when it stopped)")
-    return pa.Table.from_batches(batches, schema=schema)
 
 
 def _repair(name: str, t: pa.Table, warnings: List[str]) -> pa.Table:

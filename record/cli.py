@@ -28,15 +28,11 @@ def default_output() -> str:
 @click.option("--rt-priority", type=click.IntRange(0, 99), default=1, show_default=True,
               help="SCHED_FIFO priority of the drain loop once the programs are loaded, so it "
                    "keeps up under load (it sleeps between polls); 0 = normal scheduling.")
-@click.option("--spool-mib", type=click.IntRange(0), default=1024, show_default=True,
-              help="Keep up to this many MiB of raw records on disk and compress them after the window "
-                   "closes (less CPU taken from the workload while recording); past it, compress as "
-                   "it goes.  0 = always compress as it goes.")
 @click.option("-q", "--quiet", is_flag=True, help="No live status line.")
 @click.option("--check", is_flag=True, help="Only run the preflight checks and report.")
 @click.option("--debug", is_flag=True, help="Tracebacks for errors.")
-def record_command(output, duration, modules, cpus, pids, interface, ring_scale, rt_priority, spool_mib, quiet,
-                   check, debug):
+def record_command(output, duration, modules, cpus, pids, interface, ring_scale, rt_priority, quiet, check,
+                   debug):
     """Record raw scheduler/IRQ/memory/syscall/network events into a capture file (root)."""
     mods = parse_modules(modules, MODULES)
     if check:
@@ -45,8 +41,7 @@ def record_command(output, duration, modules, cpus, pids, interface, ring_scale,
 
     cfg = RecordConfig(output=output or default_output(), modules=mods, cpus=parse_cpus(cpus),
                        pids=list(pids), interface=interface, duration_s=duration, quiet=quiet,
-                       ring_scale=ring_scale, rt_priority=rt_priority,
-                       spool_mib=spool_mib)
+                       ring_scale=ring_scale, rt_priority=rt_priority)
     res = record(cfg)
     if not quiet:
         for n in res.notes:

@@ -25,7 +25,7 @@ from latencyscope.record import bpfinfo, host, preflight
 from latencyscope.record.ringbuf import RingReader
 from latencyscope.record.writer import CaptureWriteError, CaptureWriter
 from latencyscope.schemas import MODULES, kinds_of
-from latencyscope.schemas.codegen import STAGE_AGE_NS, STAGE_RECORDS, record_dtype, slot_dtype, stage_dtype
+from latencyscope.schemas.codegen import STAGE_AGE_NS, STAGE_RECORDS, slot_dtype, stage_dtype
 
 FLUSH_INTERVAL_S = 1.0   # design: a crash loses at most the last second
 LOSS_MANIFEST_INTERVAL_S = 5.0  # loss so far goes into the manifest: a killed capture still shows it
@@ -37,9 +37,6 @@ SLOT_BUFFER_RINGS = 2    # the writer's per-kind buffer holds this many full rin
 # reach its ring this late (a staged record waits up to STAGE_AGE_NS plus a
 # tick, 10 ms at HZ=100, for its CPU's next event or timer interrupt).
 HOLD_BACK_NS = 20_000_000
-# Raw records spooled on disk before the recorder starts encoding them while
-# recording (writer.py): ~15 M events, 12 s at this machine's highest rate.
-DEFAULT_SPOOL_MIB = 1024
 STAGE_MAP_PREFIX = "ls_stage_"  # + kind: the per-CPU stage map of a staged kind (bpf/common.h)
 # CPUs whose staged kinds are written record by record (cpulist; default:
 # the kernel's nohz_full CPUs, where no tick would flush a stage).
@@ -60,7 +57,6 @@ class RecordConfig:
     ring_scale: float = 1.0               # multiply every kind's default ring size
     keep_off_monitored: bool = True       # move our own threads off monitored CPUs
     rt_priority: int = DEFAULT_RT_PRIORITY  # SCHED_FIFO priority of the drain (0: normal)
-    spool_mib: int = DEFAULT_SPOOL_MIB    # raw records kept for encoding after the window (writer.py)
     command_line: List[str] = field(default_factory=lambda: list(sys.argv))
 
 
@@ -93,8 +89,6 @@ def validate(cfg: RecordConfig) -> None:
     if cfg.duration_s is not None and cfg.duration_s <= 0:
         raise LatencyScopeError("--duration must be positive")
     direct_cpus()  # a malformed override is a bad input like a flag
-    if not (isinstance(cfg.spool_mib, int) and cfg.spool_mib >= 0):
-        raise LatencyScopeError(f"--spool-mib must be a whole number of MiB, 0 or more (got {cfg.spool_mib})")
     if not (cfg.ring_scale > 0 and math.isfinite(cfg.ring_scale)):
         raise LatencyScopeError(f"--ring-scale must be a positive number (got {cfg.ring_scale:g})")
     need = buffer_bytes([k for m in cfg.modules for k in kinds_of(m)], cfg.ring_scale, len(host.online_cpus()))
@@ -385,7 +379,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
         slots = {k.name: (slot_dtype(k),
                           SLOT_BUFFER_RINGS * len(online) * pages[k.name] * 4096 // slot_dtype(k).itemsize)
                  for k in kinds}
-        writer = CaptureWriter(cfg.output, kinds, slots=slots, spool_bytes=cfg.spool_mib << 20)
+        writer = CaptureWriter(cfg.output, kinds, slots=slots)
         cflags = ["-w"]
         if cfg.cpus is not None:
             cflags.append("-DLS_FILTER_CPUS")
@@ -470,9 +464,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
                          "poll_interval_s": [POLL_BUSY_S, POLL_INTERVAL_S],
                          "staging": {"kinds": [k.name for k in kinds if k.staged],
                                      "records_per_chunk": STAGE_RECORDS, "max_age_ns": STAGE_AGE_NS,
-                                     "direct_cpus": direct},
-                         "spool": {"limit_bytes": writer.spool_bytes,
-                                   "record_bytes": {k.name: record_dtype(k).itemsize for k in kinds}}},
+                                     "direct_cpus": direct}},
         }
         writer.write_manifest(manifest)
         writer.started = True
@@ -538,11 +530,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             b.cleanup()
             b = None
             writer.flush()
-            _normal_scheduling()  # encoding and packing the capture is no emergency
-            writer.encode_spool()
-            if writer.spool_gave_up:
-                notes.append("the disk filled up while spooling raw records: they were compressed and "
-                             "the rest of the capture was compressed as it was recorded")
+            _normal_scheduling()  # packing the capture is no emergency
         except CaptureWriteError as exc:
             status.done()
             if b is not None:
@@ -614,14 +602,14 @@ def _write_failure(exc: CaptureWriteError, writer: CaptureWriter, manifest: Opti
         # capture ended and what was lost.  If even this fails, the manifest
         # written at start (complete: false) stays and still opens.
         manifest.update({"complete": False, "stopped_by": "error", "error": exc.message,
-                         "events": writer.events})
+                         "events": dict(writer.rows)})
         if any(lost.values()):
             manifest.update(_loss_facts(lost, kinds))
         try:
             writer.write_manifest(manifest)
         except CaptureWriteError:
             pass
-    n = sum(writer.events.values())
+    n = sum(writer.rows.values())
     return LatencyScopeError(
         f"recording stopped: {exc.message}; the {n:,} events written before are readable in "
         f"{writer.dir}/ (latencyscope-analyze report {writer.dir})")

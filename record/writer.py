@@ -19,18 +19,6 @@ merged by timestamp, and holds back the records at or after
 ``hold_from_ns`` (set by the recorder a few ms behind "now"): a record of
 another CPU still in flight could be older than them.  They go out with the
 next flush, so every table is written in time order.
-
-Spooling (``spool_bytes > 0``, what the recorder does): turning records into
-compressed Arrow costs ~0.1 µs per event (splitting columns, naming comms,
-zstd), most of the recorder's CPU while the window is open, taken from the
-workload it watches.  So a flush only appends the merged records as they
-are (fixed-size, the kind's record dtype) to ``KIND.spool``; they are
-encoded into ``KIND.arrows`` when the window closes (``encode_spool``), or
-already while recording once the spools together pass ``spool_bytes``
-(then a flush encodes twice what it appends until the spools are empty, so
-a long capture stays bounded on disk).  A spool is records in time order
-after everything in its table; a reader that finds one in a ``.partial``
-directory (a recorder killed with -9) reads its whole records too.
 """
 from __future__ import annotations
 
@@ -46,16 +34,35 @@ import numpy as np
 import pyarrow as pa
 
 from latencyscope.errors import LatencyScopeError
-from latencyscope.schemas.codegen import arrow_schema, record_dtype, to_record_batch
+from latencyscope.schemas.codegen import arrow_schema
 from latencyscope.schemas.events import EventKind
 
 COMPRESSION = "zstd"
 MANIFEST_NAME = "manifest.json"
 TABLE_SUFFIX = ".arrows"
-SPOOL_SUFFIX = ".spool"
-# Rows per batch when a spool is encoded: big batches compress better and
-# cost less per row; the buffer is reused (no page faults per batch).
-ENCODE_ROWS = 1 << 18
+
+
+def comm_array(col: np.ndarray) -> pa.Array:
+    """char[16] NUL-padded task names -> Arrow strings.
+
+    Hashing the 16-byte values first makes this cost one pass plus a take,
+    because a capture holds few distinct names (measured: ~20 ns per row,
+    less than half of trimming and packing the bytes with numpy).
+    """
+    raw = np.ascontiguousarray(col)
+    fsb = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(raw), [None, pa.py_buffer(raw.view(np.uint8))])
+    d = fsb.dictionary_encode()
+    names = pa.array([v.split(b"\0", 1)[0].decode("utf-8", "replace") for v in d.dictionary.to_pylist()],
+                     pa.string())
+    return names.take(d.indices)
+
+
+def to_record_batch(k: EventKind, records: np.ndarray, schema: pa.Schema) -> pa.RecordBatch:
+    cols = []
+    for f in k.fields:
+        col = np.ascontiguousarray(records[f.name])
+        cols.append(comm_array(col) if f.ctype == "comm" else pa.array(col))
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
 def _rows(a: np.ndarray) -> np.ndarray:
@@ -142,7 +149,7 @@ class CaptureWriter:
     records (or slots) from anywhere else."""
 
     def __init__(self, path: str, kinds: List[EventKind], mode: int = 0o600,
-                 slots: Optional[Dict[str, Tuple[np.dtype, int]]] = None, spool_bytes: int = 0):
+                 slots: Optional[Dict[str, Tuple[np.dtype, int]]] = None):
         self.final_path = Path(path)
         self.dir = Path(str(path) + ".partial")
         self.mode = mode
@@ -168,16 +175,6 @@ class CaptureWriter:
         # Slot records older than this are dropped: staged before the capture
         # window opened (bpf/common.h), not part of it.
         self.min_ts_ns: Optional[int] = None
-        if spool_bytes:
-            # Never let a spool take more than a quarter of the free space:
-            # the host's own processes share this disk.
-            st = os.statvfs(self.dir)
-            spool_bytes = max(1, min(spool_bytes, st.f_bavail * st.f_frsize // 4))
-        self.spool_bytes = spool_bytes
-        self._spools: Dict[str, _Spool] = {}
-        self._encoding = False  # over spool_bytes: flushes encode until the spools are empty
-        self._encode_buf: Optional[np.ndarray] = None
-        self.spool_gave_up = False  # the disk filled: the spool was compressed and dropped
         self.started = False  # set once the first manifest is written
         self.failed = False   # a write failed: no more batches, no EOS marker
         opts = pa.ipc.IpcWriteOptions(compression=COMPRESSION)
@@ -188,30 +185,13 @@ class CaptureWriter:
                 f = _Sink(fd)
                 self._files[k.name] = f
                 self._writers[k.name] = pa.ipc.new_stream(f, self._schemas[k.name], options=opts)
-                if spool_bytes:
-                    sp = self.dir / (k.name + SPOOL_SUFFIX)
-                    self._spools[k.name] = _Spool(os.open(sp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, mode),
-                                                  record_dtype(k))
             except OSError as exc:
                 self.close_tables()
                 raise self._error(f"creating {p}", exc)
 
     @property
     def bytes_written(self) -> int:
-        """Bytes in the tables plus records waiting in the spools."""
-        return (sum(f.tell() for f in self._files.values() if not f.closed)
-                + sum(sp.backlog for sp in self._spools.values()))
-
-    @property
-    def events(self) -> Dict[str, int]:
-        """Records kept per kind: in the tables plus in the spools."""
-        return {name: n + (self._spools[name].rows if name in self._spools else 0)
-                for name, n in self.rows.items()}
-
-    @property
-    def spooled_rows(self) -> int:
-        """Records in the spools, not yet encoded into the tables."""
-        return sum(sp.rows for sp in self._spools.values())
+        return sum(f.tell() for f in self._files.values() if not f.closed)
 
     def append(self, k: EventKind, records: np.ndarray) -> None:
         if len(records):
@@ -255,36 +235,37 @@ class CaptureWriter:
 
         All or nothing: when a write fails (disk full), every table is cut
         back to where this flush began, the pending events are dropped and
-        CaptureWriteError is raised; the directory stays readable.  A spool
-        that no longer fits on the disk is given up first: what it holds is
-        compressed (~10x smaller) and the capture goes on without one.
+        CaptureWriteError is raised; the directory stays readable.
         """
         if self.failed:
             raise CaptureWriteError(f"the capture in {self.dir} already failed")
         self.check_alive()
+        start = {name: f.tell() for name, f in self._files.items()}
+        written: Dict[str, int] = {}
         held: Dict[str, np.ndarray] = {}
         try:
-            sources: Dict[str, List[np.ndarray]] = {}
             for k in self.kinds:
-                sources[k.name] = list(self._pending[k.name])
+                sources = list(self._pending[k.name])
                 used = self._used.get(k.name, 0)
                 if used:
                     ready, later = _in_time_order(self._slots[k.name][:used],
                                                   self.hold_from_ns if hold else None,
                                                   self._scratch[k.name], self.min_ts_ns)
-                    sources[k.name].append(ready)
+                    sources.append(ready)
                     if len(later):
                         held[k.name] = later
-            try:
-                self._all_or_nothing(lambda: self._write(sources))
-            except OSError as exc:
-                if not (self._spools and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
-                    raise
-                self._all_or_nothing(self._drop_spools)
-                self.spool_gave_up = True
-                self._all_or_nothing(lambda: self._write(sources))
+                for records in sources:
+                    batch = to_record_batch(k, records, self._schemas[k.name])
+                    if batch.num_rows:
+                        self._writers[k.name].write_batch(batch)
+                        written[k.name] = written.get(k.name, 0) + batch.num_rows
         except OSError as exc:
             self.failed = True
+            for name, pos in start.items():
+                try:
+                    self._files[name].rewind(pos)
+                except OSError:
+                    pass
             raise self._error(f"writing {self.dir}", exc) from exc
         finally:
             self._pending = {k.name: [] for k in self.kinds}
@@ -293,102 +274,8 @@ class CaptureWriter:
                 for name, later in held.items():
                     self._slots[name][:len(later)] = later
                     self._used[name] = len(later)
-
-    def _all_or_nothing(self, step) -> None:
-        """Run STEP (returns rows written per kind); if it raises OSError, cut
-        every table and spool back to where it began and re-raise."""
-        start = {name: f.tell() for name, f in self._files.items()}
-        spool_start = {name: (sp.head, sp.tail) for name, sp in self._spools.items()}
-        try:
-            written = step()
-        except OSError:
-            for name, pos in start.items():
-                try:
-                    self._files[name].rewind(pos)
-                except OSError:
-                    pass
-            for name, (head, tail) in spool_start.items():
-                try:
-                    self._spools[name].rewind(head, tail)
-                except OSError:
-                    pass
-            raise
-        for sp in self._spools.values():
-            sp.settle()
         for name, n in written.items():
             self.rows[name] += n
-
-    def _write(self, sources: Dict[str, List[np.ndarray]]) -> Dict[str, int]:
-        """Spool (or encode) SOURCES; then, over the spool limit, encode
-        twice what was spooled.  Rows written to the tables per kind."""
-        written: Dict[str, int] = {}
-        spooled: Dict[str, int] = {}
-        for k in self.kinds:
-            sp = self._spools.get(k.name)
-            for records in sources.get(k.name, ()):
-                if sp is not None:
-                    sp.append(records)
-                    spooled[k.name] = spooled.get(k.name, 0) + len(records)
-                    continue
-                batch = to_record_batch(k, records, self._schemas[k.name])
-                if batch.num_rows:
-                    self._writers[k.name].write_batch(batch)
-                    written[k.name] = written.get(k.name, 0) + batch.num_rows
-        if self._spools:
-            backlog = sum(sp.backlog for sp in self._spools.values())
-            self._encoding = backlog > 0 and (self._encoding or backlog > self.spool_bytes)
-            if self._encoding:
-                for name in self._spools:
-                    written[name] = written.get(name, 0) + self._encode(name, 2 * spooled.get(name, 0))
-                self._encoding = self.spooled_rows > 0
-        return written
-
-    def _drop_spools(self) -> Dict[str, int]:
-        """Encode every spool, then stop spooling (the disk is too small)."""
-        written = {name: self._encode(name, sp.rows) for name, sp in self._spools.items()}
-        for name, sp in self._spools.items():
-            sp.close()
-            try:
-                os.unlink(self.dir / (name + SPOOL_SUFFIX))
-            except OSError:
-                pass
-        self._spools = {}
-        self._encoding = False
-        return written
-
-    def _encode(self, name: str, max_rows: int) -> int:
-        """Encode up to MAX_ROWS (at least one batch's worth) of NAME's spool
-        into its table; return the rows written.  The spool's head moves only
-        past batches written."""
-        sp = self._spools[name]
-        k = next(k for k in self.kinds if k.name == name)
-        if self._encode_buf is None:
-            width = max(s.dtype.itemsize for s in self._spools.values())
-            self._encode_buf = np.empty(ENCODE_ROWS * width, np.uint8)
-        done = 0
-        budget = max(max_rows, ENCODE_ROWS)
-        while sp.rows and done < budget:
-            n = min(sp.rows, ENCODE_ROWS, budget - done)
-            records = self._encode_buf[:n * sp.dtype.itemsize].view(sp.dtype)
-            sp.read(records)
-            self._writers[name].write_batch(to_record_batch(k, records, self._schemas[name]))
-            sp.consumed(n)
-            done += n
-        return done
-
-    def encode_spool(self) -> None:
-        """Encode everything spooled into the tables (the window is closed).
-        All or nothing like ``flush``; on failure the spools keep what was
-        not written and the directory stays readable."""
-        if not self._spools or self.failed:
-            return
-        try:
-            self._all_or_nothing(lambda: {name: self._encode(name, sp.rows)
-                                          for name, sp in self._spools.items()})
-        except OSError as exc:
-            self.failed = True
-            raise self._error(f"writing {self.dir}", exc) from exc
-        self._encoding = False
 
     def write_manifest(self, manifest: dict) -> None:
         tmp = self.dir / (MANIFEST_NAME + ".tmp")
@@ -427,8 +314,6 @@ class CaptureWriter:
                 f.close()
             except OSError:
                 pass
-        for sp in self._spools.values():
-            sp.close()
         self._writers = {}
 
     def discard(self) -> None:
@@ -436,11 +321,7 @@ class CaptureWriter:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def finish(self) -> Path:
-        """Pack the directory into the single capture file; return its path
-        (``encode_spool`` first: a spool left over is not packed)."""
-        if self.spooled_rows:
-            raise CaptureWriteError(f"{self.spooled_rows:,} records are still spooled in {self.dir}; "
-                                    "encode_spool() first")
+        """Pack the directory into the single capture file; return its path."""
         self.close_tables()
         tmp = Path(str(self.final_path) + ".tmp")
         try:
@@ -461,65 +342,3 @@ class CaptureWriter:
                 f"in {self.dir}/ and can be analyzed from there", exc.errno or 0)
         shutil.rmtree(self.dir, ignore_errors=True)
         return self.final_path
-
-
-class _Spool:
-    """Fixed-size records appended at the tail of a file and read back from
-    its head.  When the head catches up, the file is emptied (its blocks
-    freed), so a spool that is encoded as it goes stays small."""
-
-    def __init__(self, fd: int, dtype: np.dtype):
-        self.fd = fd
-        self.dtype = dtype
-        self.head = 0  # byte offsets
-        self.tail = 0
-        self.closed = False
-
-    @property
-    def backlog(self) -> int:
-        return self.tail - self.head
-
-    @property
-    def rows(self) -> int:
-        return self.backlog // self.dtype.itemsize
-
-    def append(self, records: np.ndarray) -> None:
-        if records.dtype != self.dtype:
-            raise TypeError(f"spool holds {self.dtype}, got {records.dtype}")
-        view = memoryview(np.ascontiguousarray(records).view(np.uint8))
-        done = 0
-        while done < len(view):
-            done += os.pwrite(self.fd, view[done:], self.tail + done)
-        self.tail += done
-
-    def read(self, records: np.ndarray) -> None:
-        """Fill RECORDS from the head (does not move it: ``consumed`` does)."""
-        view = memoryview(records.view(np.uint8))
-        done = 0
-        while done < len(view):
-            got = os.preadv(self.fd, [view[done:]], self.head + done)
-            if got <= 0:
-                raise OSError(errno.EIO, f"spool ended {len(view) - done} bytes early")
-            done += got
-
-    def consumed(self, n: int) -> None:
-        self.head += n * self.dtype.itemsize
-
-    def settle(self) -> None:
-        """Once what was consumed is safely in the table: empty a spool that
-        was read to its end (not before, so a failed write can still
-        ``rewind``)."""
-        if self.head == self.tail and self.tail and not self.closed:
-            os.ftruncate(self.fd, 0)
-            self.head = self.tail = 0
-
-    def rewind(self, head: int, tail: int) -> None:
-        """Back to HEAD/TAIL (a failed flush): records appended since are cut off."""
-        self.head, self.tail = head, tail
-        if not self.closed:
-            os.ftruncate(self.fd, tail)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            os.close(self.fd)

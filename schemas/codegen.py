@@ -92,35 +92,6 @@ def arrow_schema(k: EventKind):
                                        "latencyscope.tracepoint": k.tracepoint})
 
 
-def comm_array(col: np.ndarray):
-    """char[16] NUL-padded task names -> Arrow strings.
-
-    Hashing the 16-byte values first makes this cost one pass plus a take,
-    because a capture holds few distinct names (measured: ~20 ns per row,
-    less than half of trimming and packing the bytes with numpy).
-    """
-    import pyarrow as pa
-
-    raw = np.ascontiguousarray(col)
-    fsb = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(raw), [None, pa.py_buffer(raw.view(np.uint8))])
-    d = fsb.dictionary_encode()
-    names = pa.array([v.split(b"\0", 1)[0].decode("utf-8", "replace") for v in d.dictionary.to_pylist()],
-                     pa.string())
-    return names.take(d.indices)
-
-
-def to_record_batch(k: EventKind, records: np.ndarray, schema=None):
-    """Records of ``record_dtype(k)`` -> one Arrow batch of ``arrow_schema(k)``
-    (the recorder's tables, and spools a reader finds)."""
-    import pyarrow as pa
-
-    cols = []
-    for f in k.fields:
-        col = np.ascontiguousarray(records[f.name])
-        cols.append(comm_array(col) if f.ctype == "comm" else pa.array(col))
-    return pa.RecordBatch.from_arrays(cols, schema=schema if schema is not None else arrow_schema(k))
-
-
 def c_header() -> str:
     lines = [
         "/* Generated from schemas/events.py by `%s`. Do not edit. */" % REGEN,

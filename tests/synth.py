@@ -16,7 +16,7 @@ from latencyscope.analyze.capture import Capture, _finish
 from latencyscope.record.writer import CaptureWriter
 from latencyscope.schemas import EVENT_KINDS, kind
 from latencyscope.schemas.codegen import arrow_schema, record_dtype
-from latencyscope.schemas.codegen import to_record_batch
+from latencyscope.record.writer import to_record_batch
 
 MS = 1_000_000
 US = 1_000
