@@ -12,6 +12,10 @@ Prints one line ``ready NAME=TRACEPOINT ...`` once everything is attached.
 Program names are ``empty__CATEGORY__EVENT`` (bpftool shows the full name).
 ``raw_tp:NAME`` (e.g. ``raw_tp:sys_enter``) attaches a raw tracepoint program
 instead, named ``empty__raw_tp__NAME``: the floor of raw tracepoint programs.
+``tp_btf:NAME`` (e.g. ``tp_btf:sched_switch``) attaches a tp_btf program the
+way the recorder attaches its scheduler hooks (record/btf.py), named
+``e_btf_SHORT`` (the kernel keeps 15 characters; SHORT from btf.SHORT_NAMES);
+it needs the project importable (run it with the project's venv Python).
 """
 from __future__ import annotations
 
@@ -21,6 +25,10 @@ import sys
 
 def program_name(tracepoint: str) -> str:
     cat, ev = tracepoint.split(":")
+    if cat == "tp_btf":
+        from latencyscope.record.btf import SHORT_NAMES
+
+        return "e_btf_" + SHORT_NAMES[ev]
     return f"empty__{cat}__{ev}"
 
 
@@ -34,8 +42,17 @@ def main(argv) -> int:
     from bcc import BPF  # the distro binding
 
     b = BPF(text=source(tracepoints))
+    links = None
     for tp in tracepoints:
-        if tp.startswith("raw_tp:"):
+        if tp.startswith("tp_btf:"):
+            from latencyscope.record.btf import KernelBtf, TpBtfLinks
+
+            ev = tp.split(":", 1)[1]
+            links = links or TpBtfLinks()
+            kbtf = KernelBtf()
+            links.attach(b, kbtf, program_name(tp), ev, tp, program_name(tp))
+            kbtf.close()
+        elif tp.startswith("raw_tp:"):
             b.attach_raw_tracepoint(tp=tp.split(":", 1)[1], fn_name=program_name(tp))
         else:
             b.attach_tracepoint(tp=tp, fn_name=program_name(tp))
@@ -45,6 +62,8 @@ def main(argv) -> int:
     print("ready " + " ".join(f"{program_name(tp)}={tp}" for tp in tracepoints), flush=True)
     while not stop:
         signal.pause()
+    if links is not None:
+        links.close()
     b.cleanup()
     return 0
 

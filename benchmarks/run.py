@@ -45,15 +45,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from latencyscope.record.btf import SHORT_NAMES
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BIN = REPO / ".venv" / "bin" if (REPO / ".venv" / "bin").is_dir() else Path(sys.executable).parent
 SYS_PYTHON = "/usr/bin/python3"  # BCC's binding is a distro package
 TRACEFS = Path("/sys/kernel/tracing")
 ISOLATION_TPS = ["sched:sched_switch", "sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_migrate_task"]
-# Everything latencyscope-record --modules isolation attaches: the four, plus the
-# timer interrupt that flushes staged records of quiet CPUs (bpf/isolation.c).
-LS_ISOLATION_TPS = ISOLATION_TPS + ["timer:hrtimer_expire_entry"]
+# Everything latencyscope-record --modules isolation attaches: the four (switch
+# and wakeups as tp_btf programs when the kernel has BTF, record/btf.py), plus
+# the timer interrupt that flushes staged records of quiet CPUs (bpf/isolation.c).
+HAVE_BTF = Path("/sys/kernel/btf/vmlinux").is_file()
+# bpftool's (15-character) names of the tp_btf programs -> their tracepoint.
+BTF_EVENT_OF = {short: ev for ev, short in SHORT_NAMES.items()}
+LS_ISOLATION_TPS = ([("tp_btf:" + tp.split(":")[1]) if HAVE_BTF and tp.split(":")[1] in SHORT_NAMES else tp
+                     for tp in ISOLATION_TPS] + ["timer:hrtimer_expire_entry"])
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -589,10 +596,15 @@ class EmptyBpf(Tracer):
         self.tps = tps or LS_ISOLATION_TPS
 
     def available(self):
-        return None if Path(SYS_PYTHON).exists() else f"{SYS_PYTHON} not found"
+        return None if Path(self.python).exists() else f"{self.python} not found"
+
+    @property
+    def python(self) -> str:
+        # tp_btf programs are loaded through the project (record/btf.py): its venv
+        return str(BIN / "python") if any(t.startswith("tp_btf:") for t in self.tps) else SYS_PYTHON
 
     def start(self, work, tag):
-        self.child = Child(tag + ".empty", [SYS_PYTHON, str(HERE / "empty_bpf.py"), *self.tps], work).start()
+        self.child = Child(tag + ".empty", [self.python, str(HERE / "empty_bpf.py"), *self.tps], work).start()
         if not self.child.wait_for(lambda: "ready" in self.child.out.read_text(), 60):
             self.child.stop()
             raise RuntimeError(f"empty_bpf.py did not start: {self.child.text()[-300:]}")
@@ -740,9 +752,10 @@ def cost_once(cfg: Config, tag: str) -> dict:
     for p in progs:
         name = p.get("name", "")
         m = re.match(r"(tracepoint|empty)__(\w+?)__(\w+)$", name)
-        if not m or not p.get("run_cnt"):
+        b = re.match(r"(ls|e)_btf_(\w+)$", name)
+        if not (m or b) or not p.get("run_cnt"):
             continue
-        tp = f"{m.group(2)}:{m.group(3)}"
+        tp = f"{m.group(2)}:{m.group(3)}" if m else "sched:" + BTF_EVENT_OF[b.group(2)]
         who = mine[p["id"]]
         rows.setdefault(tp, {})[who] = {"id": p["id"], "name": name, "run_cnt": p["run_cnt"],
                                         "run_time_ns": p["run_time_ns"],

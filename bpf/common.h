@@ -140,15 +140,22 @@ static __always_inline void ls_submit(void *e)
  * (LS_DIRECT_CPUS); what is staged when the capture ends is read from the
  * maps by the recorder.
  *
- * Stages are only touched from classic tracepoint programs, which never
- * nest on a CPU (the kernel's bpf_prog_active guard), so a stage has one
- * writer at a time without locks.
+ * A stage has one writer at a time without locks: classic tracepoint
+ * programs never nest on a CPU (the kernel's bpf_prog_active guard);
+ * tp_btf programs (record/btf.py) only guard against themselves, but
+ * sched_switch and most wakeups run with interrupts off.  The one case
+ * left, a wakeup of the current task with interrupts on interrupted by the
+ * timer program that expires stages, is covered by the stage's BUSY flag:
+ * set while a tp_btf wakeup program holds a slot, and the timer leaves
+ * such a stage for its next tick.
  *
  * LS_STAGE(table, type) declares the stage type and per-CPU map of one kind
  * (the recorder reads ls_stage_TABLE when the capture ends). */
 #define LS_STAGE(table, type)                                                \
     struct table##_stage {                                                   \
         u64 first_ts;                                                        \
+        u32 busy;       /* a tp_btf program holds a slot (see above) */      \
+        u32 pad;                                                             \
         u32 n;          /* chunk header: valid records ... */               \
         u32 kind;       /* ... and kind id, as they land in the ring */      \
         struct type rec[LS_STAGE_RECORDS];                                   \

@@ -3,7 +3,8 @@
 The figure we need is ``recursion_misses``: the times the kernel did not
 run a program because another BPF program was already running on that CPU
 (a classic tracepoint program never nests inside any other, e.g. a wakeup
-in an interrupt that arrives while our wakeup program runs).  Each is an
+in an interrupt that arrives while our wakeup program runs; a tp_btf
+program never inside itself).  Each is an
 event the capture does not have; the recorder reports them per program.
 """
 from __future__ import annotations
@@ -71,12 +72,15 @@ def program_label(fn_name: str) -> str:
     return fn_name
 
 
-def misses_by_program(b) -> Dict[str, int]:
-    """recursion_misses of every loaded program of BCC object B, by label."""
+def misses_by_program(b, extra: Optional[Dict[str, int]] = None) -> Dict[str, int]:
+    """recursion_misses of every loaded program of BCC object B, by label,
+    plus EXTRA programs loaded outside BCC (label -> prog fd)."""
+    progs = [(program_label(name.decode() if isinstance(name, bytes) else name), fn.fd)
+             for name, fn in getattr(b, "funcs", {}).items()]
+    progs += list((extra or {}).items())
     out: Dict[str, int] = {}
-    for name, fn in getattr(b, "funcs", {}).items():
-        n = recursion_misses(fn.fd)
+    for label, fd in progs:
+        n = recursion_misses(fd)
         if n is not None:
-            label = program_label(name.decode() if isinstance(name, bytes) else name)
             out[label] = out.get(label, 0) + n
     return out

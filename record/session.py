@@ -21,7 +21,7 @@ from latencyscope import FORMAT_VERSION, __version__
 from latencyscope.bpf import source as bpf_source
 from latencyscope.errors import LatencyScopeError
 from latencyscope.record import environment as env
-from latencyscope.record import bpfinfo, host, preflight
+from latencyscope.record import bpfinfo, btf, host, preflight
 from latencyscope.record.ringbuf import RingReader
 from latencyscope.record.writer import CaptureWriteError, CaptureWriter
 from latencyscope.schemas import MODULES, kinds_of
@@ -244,6 +244,53 @@ def build_program(modules: Sequence[str]) -> str:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+# Scheduler tracepoints that are tp_btf programs when the kernel has BTF
+# (record/btf.py; bpf/isolation.c ls_btf_EVENT).
+TP_BTF_EVENTS = {"isolation": ("sched_switch", "sched_wakeup", "sched_wakeup_new")}
+
+
+def _load(bcc, modules, cflags: List[str], notes: List[str]):
+    """Compile and attach: (BCC object, tp_btf links, {tracepoint: "tp_btf" | "tracepoint"}).
+
+    The scheduler hooks are tp_btf programs when the kernel's BTF allows
+    (cheaper for the workload, record/btf.py), classic tracepoints
+    otherwise -- the same records either way; why is said in the notes."""
+    events = [ev for m in modules for ev in TP_BTF_EVENTS.get(m, ())]
+    kbtf, why = btf.probe() if events else (None, None)
+    links = btf.TpBtfLinks()
+    try:
+        if kbtf is not None:
+            try:
+                b = bcc.BPF(text=build_program(modules), cflags=cflags + ["-DLS_TP_BTF", *kbtf.task_cflags()])
+                try:
+                    for ev in events:
+                        links.attach(b, kbtf, f"ls_btf_{ev}", ev, f"sched:{ev}",
+                                     "ls_btf_" + btf.SHORT_NAMES[ev])
+                    return b, links, {f"sched:{ev}": "tp_btf" for ev in events}
+                except btf.BtfError:
+                    links.close()
+                    b.cleanup()
+                    raise
+            except btf.BtfError as exc:
+                why = str(exc)
+            except Exception as exc:  # BCC could not compile the tp_btf build
+                why = f"the tp_btf build did not compile ({_first_line(exc)})"
+        try:
+            b = bcc.BPF(text=build_program(modules), cflags=cflags)
+        except Exception as exc:
+            raise LatencyScopeError(f"loading the BPF programs failed ({exc}); compiler output is above")
+        if events:
+            notes.append(f"scheduler hooks are classic tracepoints, not tp_btf: {why}")
+        return b, links, {f"sched:{ev}": "tracepoint" for ev in events}
+    finally:
+        if kbtf is not None:
+            kbtf.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _threads_off(cpus: Sequence[int]) -> Optional[List[int]]:
     allowed = set(os.sched_getaffinity(0)) - set(cpus)
     if not allowed:
@@ -369,6 +416,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
     old_umask = os.umask(0o077)  # captures hold command names and addresses: owner-only
     writer = None
     b = None
+    links: Optional[btf.TpBtfLinks] = None
     rings: Optional[CpuRings] = None
     stop = _Stop()
     # SIGHUP too: an ssh session that drops must not leave a half capture.
@@ -392,10 +440,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
         for extra in _call_hooks(modules, "cflags", cfg).values():
             cflags += list(extra or [])
         os.environ.update(headers.env())
-        try:
-            b = bcc.BPF(text=build_program(modules), cflags=cflags)
-        except Exception as exc:
-            raise LatencyScopeError(f"loading the BPF programs failed ({exc}); compiler output is above")
+        b, links, hooks = _load(bcc, modules, cflags, notes)
 
         if cfg.cpus is not None:
             t = b.get_table("ls_cpus")
@@ -435,7 +480,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
         # The window opens here; everything slow was done before, so the
         # rings start draining at once.
         writer.min_ts_ns = time.monotonic_ns()
-        misses_before = bpfinfo.misses_by_program(b)
+        misses_before = bpfinfo.misses_by_program(b, links.prog_fds())
         rings.activate()
         start_clock = host.clock_offsets()
         manifest = {
@@ -464,7 +509,8 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
                          "poll_interval_s": [POLL_BUSY_S, POLL_INTERVAL_S],
                          "staging": {"kinds": [k.name for k in kinds if k.staged],
                                      "records_per_chunk": STAGE_RECORDS, "max_age_ns": STAGE_AGE_NS,
-                                     "direct_cpus": direct}},
+                                     "direct_cpus": direct},
+                         "hooks": hooks},
         }
         writer.write_manifest(manifest)
         writer.started = True
@@ -510,6 +556,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
             end_clock = host.clock_offsets()
             # Detach, then take what the rings still hold: the window is
             # closed and nothing is written into them any more.
+            links.detach()
             for tp in list(b.tracepoint_fds):
                 b.detach_tracepoint(tp)
             for tp in list(getattr(b, "raw_tracepoint_fds", {})):
@@ -521,7 +568,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
                 _drain(readers[k.name], writer, k)
             total += _drain_stages(b, writer, kinds)
             lost = _lost_by_kind(b, kinds)
-            misses = bpfinfo.misses_by_program(b)
+            misses = bpfinfo.misses_by_program(b, links.prog_fds())
             manifest["skipped_by_kernel"] = {p: n - misses_before.get(p, 0) for p, n in sorted(misses.items())}
             end_facts = _call_hooks(modules, "before_detach", b, cfg)
             for m, facts in end_facts.items():
@@ -556,6 +603,8 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
         return RecordResult(path, dict(writer.rows), manifest["lost"], duration, nbytes, notes)
     finally:
         _normal_scheduling()
+        if links is not None:
+            links.close()
         if b is not None:
             try:
                 b.cleanup()

@@ -61,10 +61,11 @@ def entry_size(k: EventKind) -> int:
 
 def stage_dtype(k: EventKind) -> np.dtype:
     """A staged kind's per-CPU stage map value (bpf/common.h LS_STAGE): the
-    oldest record's time, then the chunk as it lands in the ring."""
-    return np.dtype({"names": ["first_ts", "n", "kind", "rec"],
-                     "formats": ["<u8", "<u4", "<u4", (record_dtype(k), STAGE_RECORDS)],
-                     "itemsize": 8 + CHUNK_HDR_SIZE + STAGE_RECORDS * k.record_size})
+    oldest record's time, a busy flag and padding, then the chunk as it
+    lands in the ring."""
+    return np.dtype({"names": ["first_ts", "busy", "pad", "n", "kind", "rec"],
+                     "formats": ["<u8", "<u4", "<u4", "<u4", "<u4", (record_dtype(k), STAGE_RECORDS)],
+                     "itemsize": 16 + CHUNK_HDR_SIZE + STAGE_RECORDS * k.record_size})
 
 
 def slot_dtype(k: EventKind) -> np.dtype:

@@ -129,6 +129,81 @@ def test_live_status_line_on_a_terminal_only(tmp_path):
     assert p.returncode == 0 and "recording" not in p.stderr  # not a TTY: silent
 
 
+CHURNER = """
+import os, sys, time
+os.nice(5)
+sys.stdout.write("%d\\n" % time.monotonic_ns()); sys.stdout.flush()   # the clock of ts_ns
+for _ in range(60):
+    time.sleep(0.002)              # voluntary: blocks
+zero = os.open("/dev/zero", os.O_RDONLY)
+t = time.monotonic()
+while time.monotonic() - t < 0.4:  # a hog shares the CPU: preempted (non-voluntary),
+    os.read(zero, 1 << 22)         # in the kernel too (reported as 0x100)
+for _ in range(200):
+    os.sched_yield()               # non-voluntary, runnable (prev_state 0) while the hog runs
+sys.stdout.write("done\\n"); sys.stdout.flush()
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("hooks", ["tp_btf", "tracepoint"])
+def test_scheduler_hooks_report_what_the_kernel_counts(tmp_path, monkeypatch, hooks):
+    """The tp_btf programs read task_struct fields at BTF offsets and rebuild
+    prev_state as the tracepoint reports it; the classic ones copy the
+    tracepoint's fields.  Either way, against the kernel's own figures for a
+    child on CPU 1 that sleeps, is preempted by a hog and yields: its
+    switches out split into voluntary (prev_state a sleep state) and
+    non-voluntary (runnable 0, or preempted 0x100) exactly as its /proc
+    counters do, with its pid, tgid, nice-5 priority and name; its wakeups
+    target CPU 1 with the same priority and name."""
+    if hooks == "tracepoint":
+        monkeypatch.setenv("LATENCYSCOPE_TP_BTF", "0")
+    cap_path = tmp_path / f"{hooks}.lscope"
+    # Unfiltered: the child is forked on either CPU and pinned just before exec.
+    rec = Recorder(cap_path, "--modules", "isolation")
+    hog = None
+    try:
+        rec.wait_ready()
+        hog = spawn_pinned(1, HOG)
+        child = spawn_pinned(1, CHURNER)
+        niced_ns = int(child.stdout.readline())
+        assert child.stdout.readline() == b"done\n"
+        kill(hog)
+        for _ in range(100):  # until it blocks on stdin: that switch is counted too
+            if open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "S":
+                break
+            time.sleep(0.01)
+        time.sleep(0.1)
+        truth = ctxt_switches(child.pid)
+        comm = open(f"/proc/{child.pid}/comm").read().strip()
+        assert rec.stop() == 0, rec.stderr
+    finally:
+        if hog is not None:
+            kill(hog)
+        if "child" in locals():
+            kill(child)
+    cap = open_capture(str(cap_path))
+    assert cap.manifest["recorder"]["hooks"]["sched:sched_switch"] == hooks
+    assert sum(cap.manifest["lost"].values()) == 0
+    out = cap.table("sched_switch").filter(pl.col("prev_pid") == child.pid)
+    runnable = out.filter(pl.col("prev_state").is_in([0, 0x100]))
+    assert out.height - runnable.height == truth["voluntary_ctxt_switches"], truth
+    assert runnable.height == truth["nonvoluntary_ctxt_switches"], truth
+    assert (runnable["prev_state"] == 0x100).sum() > 0 and (runnable["prev_state"] == 0).sum() > 0
+    assert set(out["prev_state"].unique()) <= {0, 0x1, 0x2, 0x100}
+    assert set(out["prev_tgid"]) == {child.pid}
+    # Once it runs the script (after exec and os.nice): its name, its priority, on CPU 1.
+    named = out.filter(pl.col("ts_ns") > niced_ns)
+    assert set(named["prev_comm"]) == {comm} and set(named["cpu"]) == {1}
+    assert set(named["prev_prio"]) == {125}
+    assert named.height >= 60 + 200
+    into = cap.table("sched_switch").filter((pl.col("next_pid") == child.pid) & (pl.col("ts_ns") > niced_ns))
+    assert set(into["next_prio"]) == {125} and set(into["next_comm"]) == {comm}
+    wk = cap.table("sched_wakeup").filter((pl.col("pid") == child.pid) & (pl.col("ts_ns") > niced_ns))
+    assert wk.height >= 60
+    assert set(wk["target_cpu"]) == {1} and set(wk["prio"]) == {125} and set(wk["comm"]) == {comm}
+
+
 SLEEPER = """
 import sys, time
 for _ in range(123):
