@@ -25,6 +25,17 @@ def ctxt_switches(pid: int, tid: Optional[int] = None) -> dict:
     return out
 
 
+def settled_switches(pid: int) -> dict:
+    """ctxt_switches once PID blocks (on stdin, say): the switch into that
+    sleep is counted too, and nothing changes the counters after it."""
+    for _ in range(100):
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "S":
+            break
+        time.sleep(0.01)
+    time.sleep(0.1)
+    return ctxt_switches(pid)
+
+
 def spawn_pinned(cpu: int, code: str, **kw) -> subprocess.Popen:
     """A Python child pinned to CPU before it execs (so all its life is there)."""
     return subprocess.Popen([sys.executable, "-c", code], preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),

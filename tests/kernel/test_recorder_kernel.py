@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from helpers import HOG, Recorder, ctxt_switches, kill, spawn_pinned
+from helpers import HOG, Recorder, kill, settled_switches, spawn_pinned
 from latencyscope.analyze.capture import open_capture
 
 pytestmark = pytest.mark.kernel
@@ -169,12 +169,7 @@ def test_scheduler_hooks_report_what_the_kernel_counts(tmp_path, monkeypatch, ho
         niced_ns = int(child.stdout.readline())
         assert child.stdout.readline() == b"done\n"
         kill(hog)
-        for _ in range(100):  # until it blocks on stdin: that switch is counted too
-            if open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "S":
-                break
-            time.sleep(0.01)
-        time.sleep(0.1)
-        truth = ctxt_switches(child.pid)
+        truth = settled_switches(child.pid)
         comm = open(f"/proc/{child.pid}/comm").read().strip()
         assert rec.stop() == 0, rec.stderr
     finally:
@@ -229,12 +224,7 @@ def test_staged_records_are_all_delivered_exactly(tmp_path, monkeypatch, direct)
         rec.wait_ready()
         child = spawn_pinned(1, SLEEPER)
         assert child.stdout.readline() == b"done\n"
-        for _ in range(100):  # until it blocks on stdin: that switch is counted too
-            if open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "S":
-                break
-            time.sleep(0.01)
-        time.sleep(0.1)
-        truth = ctxt_switches(child.pid)
+        truth = settled_switches(child.pid)
         assert rec.stop() == 0, rec.stderr
     finally:
         if "child" in locals():
