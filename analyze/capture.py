@@ -157,8 +157,13 @@ class _StreamSource(_Source):
         off = 0
         for _ in range(self.n_batches):
             b = reader.read_next_batch()
-            yield off, pa.RecordBatch.from_arrays(b.columns, schema=schema)
+            yield off, pa.RecordBatch.from_arrays(_plain(b.columns), schema=schema)
             off += b.num_rows
+
+
+def _plain(columns) -> list:
+    """Dictionary-encoded task names (format 2) as the strings the analyses use."""
+    return [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in columns]
 
 
 class _Tables(MutableMapping):
@@ -516,6 +521,7 @@ def _read_stream(source, name: str, warnings: List[str]) -> (_Source, bool):
     """Check every complete batch of one IPC stream (a buffer) without keeping
     it; (source of those batches, truncated).  ``source.checker`` holds the scan."""
     expected = arrow_schema(_KINDS[name])
+    stored = arrow_schema(_KINDS[name], stored=True)  # format 2: task names dictionary-encoded
     try:
         reader = pa.ipc.open_stream(pa.BufferReader(source))
         schema = reader.schema.remove_metadata()
@@ -523,10 +529,14 @@ def _read_stream(source, name: str, warnings: List[str]) -> (_Source, bool):
     except (pa.ArrowException, OSError, EOFError, UnicodeError) as exc:
         warnings.append(f"table {name} is empty or unreadable ({_first_line(exc)}); treated as no events")
         return expected.empty_table(), True
-    if not schema.equals(expected.remove_metadata()):
+    if schema.equals(stored.remove_metadata()):
+        on_disk = stored
+    elif schema.equals(expected.remove_metadata()):
+        on_disk = expected
+    else:
         raise LatencyScopeError(f"table {name} does not have the schema this analyzer expects "
                                 f"(written by another version, or damaged): {', '.join(names)[:200]}")
-    chk = _Checker(name, expected)
+    chk = _Checker(name, on_disk)
     n_batches, truncated = 0, False
     while True:
         try:
@@ -541,7 +551,7 @@ def _read_stream(source, name: str, warnings: List[str]) -> (_Source, bool):
             break
         # Our own schema (its units metadata), not the file's: metadata is not
         # checked above and damaged bytes there must not reach Polars.
-        chk.feed(pa.RecordBatch.from_arrays(batch.columns, schema=expected))
+        chk.feed(pa.RecordBatch.from_arrays(batch.columns, schema=on_disk))
         n_batches += 1
     src = _StreamSource(name, expected, source, n_batches)
     src.checker = chk
@@ -829,7 +839,8 @@ class _Checker:
         t = pa.Table.from_batches([r for _, r in self.cand]) if isinstance(self.cand[0][1], pa.RecordBatch) \
             else pa.concat_tables([r for _, r in self.cand])
         idx, first = np.unique(idx, return_index=True)
-        sub = pl.from_arrow(t.take(pa.array(first)))
+        sub = t.take(pa.array(first))
+        sub = pl.from_arrow(pa.Table.from_arrays(_plain(sub.columns), names=sub.column_names))
         again = sub.select(~pl.struct(pl.all()).is_first_distinct()).to_series().to_numpy()
         return idx[again]
 

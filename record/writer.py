@@ -42,26 +42,34 @@ MANIFEST_NAME = "manifest.json"
 TABLE_SUFFIX = ".arrows"
 
 
-def comm_array(col: np.ndarray) -> pa.Array:
-    """char[16] NUL-padded task names -> Arrow strings.
+def comm_array(col: np.ndarray, dictionary: bool = True) -> pa.Array:
+    """char[16] NUL-padded task names -> Arrow dictionary<int32, string>
+    (DICTIONARY=False: plain strings, format version 1).
 
-    Hashing the 16-byte values first makes this cost one pass plus a take,
-    because a capture holds few distinct names (measured: ~20 ns per row,
-    less than half of trimming and packing the bytes with numpy).
+    Hashing the 16-byte values is one pass, and a capture holds few
+    distinct names: measured on 1 M rows, 8.5 ns per row dictionary-encoded
+    and 8.2 ns to compress it, vs 17.5 + 15.2 ns as strings (the take that
+    spells every name out, and zstd over the spelled-out names).
     """
     raw = np.ascontiguousarray(col)
     fsb = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(raw), [None, pa.py_buffer(raw.view(np.uint8))])
     d = fsb.dictionary_encode()
     names = pa.array([v.split(b"\0", 1)[0].decode("utf-8", "replace") for v in d.dictionary.to_pylist()],
                      pa.string())
+    if dictionary:
+        return pa.DictionaryArray.from_arrays(d.indices, names)
     return names.take(d.indices)
 
 
 def to_record_batch(k: EventKind, records: np.ndarray, schema: pa.Schema) -> pa.RecordBatch:
+    """Records -> one batch of SCHEMA (stored: names dictionary-encoded, or plain)."""
     cols = []
     for f in k.fields:
         col = np.ascontiguousarray(records[f.name])
-        cols.append(comm_array(col) if f.ctype == "comm" else pa.array(col))
+        if f.ctype == "comm":
+            cols.append(comm_array(col, pa.types.is_dictionary(schema.field(f.name).type)))
+        else:
+            cols.append(pa.array(col))
     return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
@@ -162,7 +170,7 @@ class CaptureWriter:
             self.dir.mkdir(mode=0o700, parents=False)
         except OSError as exc:
             raise LatencyScopeError(f"cannot create capture directory {self.dir}: {exc.strerror}")
-        self._schemas = {k.name: arrow_schema(k) for k in kinds}
+        self._schemas = {k.name: arrow_schema(k, stored=True) for k in kinds}
         self._pending: Dict[str, List[np.ndarray]] = {k.name: [] for k in kinds}
         self._slots = {name: np.zeros(cap, dtype=dt) for name, (dt, cap) in (slots or {}).items()}
         self._used: Dict[str, int] = {name: 0 for name in self._slots}

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from helpers import HOG, Recorder, kill, settled_switches, spawn_pinned
+from latencyscope import FORMAT_VERSION
 from latencyscope.analyze.capture import open_capture
 
 pytestmark = pytest.mark.kernel
@@ -67,7 +68,7 @@ def test_manifest_describes_host_and_capture(tmp_path):
     assert rec.proc.wait(60) == 0, rec.proc.stderr.read()
     cap = open_capture(str(cap_path))
     m = cap.manifest
-    assert m["complete"] and m["format_version"] == 1 and m["stopped_by"] == "duration"
+    assert m["complete"] and m["format_version"] == FORMAT_VERSION == 2 and m["stopped_by"] == "duration"
     h = m["host"]
     assert h["kernel_release"] == os.uname().release and h["cpu_count"] == os.cpu_count()
     assert h["boot_id"] == open("/proc/sys/kernel/random/boot_id").read().strip()

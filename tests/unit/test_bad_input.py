@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from latencyscope import FORMAT_VERSION
 from latencyscope.analyze.capture import open_capture
 from latencyscope.errors import LatencyScopeError
 from synth import MS, US, capture, switch, wakeup, write
@@ -142,8 +143,8 @@ def test_truncated_capture_through_the_cli(tmp_path):
 
 def test_future_format_version_is_refused_with_upgrade_hint(tmp_path):
     d = write(str(tmp_path / "a.lscope"), busy_cpu1(), finish=False)
-    edit_manifest(d, format_version=2)
-    assert "upgrade latencyscope" in one_line_error(pack(d, tmp_path / "v2.lscope"))
+    edit_manifest(d, format_version=FORMAT_VERSION + 1)
+    assert "upgrade latencyscope" in one_line_error(pack(d, tmp_path / "future.lscope"))
 
 
 @pytest.mark.parametrize("version", [0, -1, "1", True, None, 1.5])

@@ -69,6 +69,52 @@ def test_foreign_files_are_refused(tmp_path, content, match):
         open_capture(str(p))
 
 
+def test_task_names_are_stored_dictionary_encoded_and_read_as_strings(tmp_path):
+    """Format 2 stores each batch's few distinct names once; a reader gets strings."""
+    import pyarrow as pa
+
+    p = write(str(tmp_path / "a.lscope"), rows())
+    with tarfile.open(p) as t:
+        raw = pa.ipc.open_stream(t.extractfile("sched_switch.arrows").read()).read_all()
+    assert pa.types.is_dictionary(raw.schema.field("next_comm").type)
+    assert len(raw.column("next_comm").chunk(0).dictionary) == 50
+    df = open_capture(p).table("sched_switch")
+    assert df["next_comm"].dtype == pl_string() and df["next_comm"].to_list() == [f"t{11 + i}" for i in range(50)]
+
+
+def test_a_format_1_capture_with_string_names_reads_the_same(tmp_path):
+    """Captures recorded before format 2 (names as plain strings) still open,
+    table for table equal to the same events stored as format 2."""
+    import pyarrow as pa
+
+    from latencyscope.schemas import kind
+    from latencyscope.schemas.codegen import arrow_schema
+
+    d2 = write(str(tmp_path / "b.lscope"), rows(), finish=False)
+    d1 = tmp_path / "a.lscope.partial"
+    d1.mkdir()
+    m = json.load(open(os.path.join(d2, "manifest.json")))
+    m["format_version"] = 1
+    json.dump(m, open(d1 / "manifest.json", "w"))
+    for fn in os.listdir(d2):
+        if fn.endswith(".arrows"):
+            src = pa.ipc.open_stream(pa.OSFile(os.path.join(d2, fn))).read_all()
+            plain = arrow_schema(kind(fn[:-len(".arrows")]))
+            with pa.ipc.new_stream(str(d1 / fn), plain) as w:
+                w.write_table(src.cast(plain))
+    new, old = open_capture(d2), open_capture(str(d1))
+    assert old.manifest["format_version"] == 1
+    for name in ("sched_switch", "sched_wakeup"):
+        assert old.table(name).equals(new.table(name)), name
+    assert old.table("sched_switch")["prev_comm"].to_list()[:2] == ["t10", "t11"]
+
+
+def pl_string():
+    import polars as pl
+
+    return pl.String
+
+
 def test_future_format_version_is_refused(tmp_path):
     d = write(str(tmp_path / "a.lscope"), rows(), finish=False)
     m = json.load(open(os.path.join(d, "manifest.json")))
