@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from latencyscope import FORMAT_VERSION
-from latencyscope.errors import LatencyScopeError
+from latencyscope.errors import LatencyScopeError, first_line
 from latencyscope.schemas import EVENT_KINDS, kinds_of
 from latencyscope.schemas.codegen import arrow_schema
 
@@ -527,7 +527,7 @@ def _read_stream(source, name: str, warnings: List[str]) -> (_Source, bool):
         schema = reader.schema.remove_metadata()
         names = schema.names
     except (pa.ArrowException, OSError, EOFError, UnicodeError) as exc:
-        warnings.append(f"table {name} is empty or unreadable ({_first_line(exc)}); treated as no events")
+        warnings.append(f"table {name} is empty or unreadable ({first_line(exc)}); treated as no events")
         return expected.empty_table(), True
     if schema.equals(stored.remove_metadata()):
         on_disk = stored
@@ -556,10 +556,6 @@ def _read_stream(source, name: str, warnings: List[str]) -> (_Source, bool):
     src = _StreamSource(name, expected, source, n_batches)
     src.checker = chk
     return src, truncated
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def open_capture(path: str) -> Capture:
@@ -591,7 +587,7 @@ def _open(path: str) -> Capture:
         tar = tarfile.open(p, mode="r:")
         members = {m.name: m for m in tar.getmembers() if m.isfile()}
     except (tarfile.TarError, EOFError, UnicodeError) as exc:
-        raise _not_capture(str(path), f"not a capture archive: {_first_line(exc)}")
+        raise _not_capture(str(path), f"not a capture archive: {first_line(exc)}")
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EISDIR):
             raise
@@ -601,7 +597,7 @@ def _open(path: str) -> Capture:
     try:
         manifest = json.loads(tar.extractfile(members[MANIFEST_NAME]).read())
     except (ValueError, tarfile.TarError, EOFError) as exc:
-        raise _not_capture(str(path), f"manifest.json is damaged: {_first_line(exc)}")
+        raise _not_capture(str(path), f"manifest.json is damaged: {first_line(exc)}")
     _check_manifest(str(path), manifest)
     mm = pa.memory_map(str(p), "r")
     size = mm.size()

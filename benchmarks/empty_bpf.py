@@ -42,16 +42,13 @@ def main(argv) -> int:
     from bcc import BPF  # the distro binding
 
     b = BPF(text=source(tracepoints))
-    links = None
+    links = kbtf = None
     for tp in tracepoints:
         if tp.startswith("tp_btf:"):
             from latencyscope.record.btf import KernelBtf, TpBtfLinks
 
-            ev = tp.split(":", 1)[1]
-            links = links or TpBtfLinks()
-            kbtf = KernelBtf()
-            links.attach(b, kbtf, program_name(tp), ev, tp, program_name(tp))
-            kbtf.close()
+            links, kbtf = links or TpBtfLinks(), kbtf or KernelBtf()
+            links.attach(b, kbtf, program_name(tp), tp.split(":", 1)[1], tp, program_name(tp))
         elif tp.startswith("raw_tp:"):
             b.attach_raw_tracepoint(tp=tp.split(":", 1)[1], fn_name=program_name(tp))
         else:
@@ -59,6 +56,8 @@ def main(argv) -> int:
     stop = []
     signal.signal(signal.SIGINT, lambda *a: stop.append(1))
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    if kbtf is not None:
+        kbtf.close()
     print("ready " + " ".join(f"{program_name(tp)}={tp}" for tp in tracepoints), flush=True)
     while not stop:
         signal.pause()

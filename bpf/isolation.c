@@ -100,22 +100,31 @@ static __always_inline void ls_busy(u32 *flag, u32 v)
 #endif
 }
 
+/* The two wakeup kinds share one stage layout (same record), so one body
+ * serves both once its stage is looked up (BCC needs each map call spelled
+ * out). */
+_Static_assert(sizeof(struct sched_wakeup_stage) == sizeof(struct sched_wakeup_new_stage), "same stage layout");
+
+static __always_inline int ls_stage_wakeup(struct sched_wakeup_stage *s, u32 kind, int pid, int target_cpu,
+                                           int prio, const char *comm)
+{
+    if (!s)
+        return 0;
+    ls_busy(&s->busy, 1);
+    u64 now = bpf_ktime_get_ns();
+    struct ls_sched_wakeup *e = ls_stage_next(&s->n, &s->first_ts, s->rec, sizeof(*e), kind, now);
+    ls_fill_wakeup(e, now, pid, target_cpu, prio, comm);
+    ls_stage_commit(&s->n, sizeof(*e), kind);
+    ls_busy(&s->busy, 0);
+    return 0;
+}
+
 static __always_inline int ls_on_wakeup(int pid, int target_cpu, int prio, const char *comm)
 {
     if (!ls_wakeup_wanted(target_cpu, pid))
         return 0;
     u32 zero = 0;
-    struct sched_wakeup_stage *s = ls_stage_sched_wakeup.lookup(&zero);
-    if (!s)
-        return 0;
-    ls_busy(&s->busy, 1);
-    u64 now = bpf_ktime_get_ns();
-    struct ls_sched_wakeup *e = ls_stage_next(&s->n, &s->first_ts, s->rec, sizeof(*e),
-                                              LS_KIND_SCHED_WAKEUP, now);
-    ls_fill_wakeup(e, now, pid, target_cpu, prio, comm);
-    ls_stage_commit(&s->n, sizeof(*e), LS_KIND_SCHED_WAKEUP);
-    ls_busy(&s->busy, 0);
-    return 0;
+    return ls_stage_wakeup(ls_stage_sched_wakeup.lookup(&zero), LS_KIND_SCHED_WAKEUP, pid, target_cpu, prio, comm);
 }
 
 static __always_inline int ls_on_wakeup_new(int pid, int target_cpu, int prio, const char *comm)
@@ -123,17 +132,8 @@ static __always_inline int ls_on_wakeup_new(int pid, int target_cpu, int prio, c
     if (!ls_wakeup_wanted(target_cpu, pid))
         return 0;
     u32 zero = 0;
-    struct sched_wakeup_new_stage *s = ls_stage_sched_wakeup_new.lookup(&zero);
-    if (!s)
-        return 0;
-    ls_busy(&s->busy, 1);
-    u64 now = bpf_ktime_get_ns();
-    struct ls_sched_wakeup *e = ls_stage_next(&s->n, &s->first_ts, s->rec, sizeof(*e),
-                                              LS_KIND_SCHED_WAKEUP_NEW, now);
-    ls_fill_wakeup(e, now, pid, target_cpu, prio, comm);
-    ls_stage_commit(&s->n, sizeof(*e), LS_KIND_SCHED_WAKEUP_NEW);
-    ls_busy(&s->busy, 0);
-    return 0;
+    return ls_stage_wakeup((struct sched_wakeup_stage *)ls_stage_sched_wakeup_new.lookup(&zero),
+                           LS_KIND_SCHED_WAKEUP_NEW, pid, target_cpu, prio, comm);
 }
 
 #ifdef LS_TP_BTF

@@ -7,6 +7,12 @@ EXIT_VIOLATION = 2
 EXIT_ERROR = 3
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (libraries' messages can
+    run to many), for the one-line errors and warnings users see."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class LatencyScopeError(Exception):
     """An expected failure: bad input, environment, permissions.
 

@@ -39,6 +39,7 @@ BPF_PROG_TYPE_TRACING = 26
 BPF_TRACE_RAW_TP = 23
 BTF_KIND_STRUCT = 4
 
+# The tracepoints whose programs can be tp_btf (bpf/isolation.c ls_btf_EVENT).
 # The kernel keeps 15 characters of a program's name (bpftool, bpf_stats):
 # tracepoint -> the short name of LatencyScope's tp_btf program (ls_btf_X)
 # and of the benchmarks' empty one (e_btf_X).
@@ -209,14 +210,12 @@ class TpBtfLinks:
 
 
 def probe() -> Tuple[Optional[KernelBtf], Optional[str]]:
-    """(kernel BTF, None) when tp_btf programs can be used, else (None, why not)."""
+    """(kernel BTF, None) when tp_btf programs may be tried, else (None, why
+    not).  A missing field or tracepoint shows later, as a BtfError from
+    ``task_cflags`` or ``attach``."""
     if disabled_by_env():
         return None, f"{TP_BTF_ENV}=0"
     try:
-        kbtf = KernelBtf()
-        kbtf.task_cflags()
-        for ev in ("sched_switch", "sched_wakeup", "sched_wakeup_new"):
-            kbtf.tracepoint_id(ev)
-        return kbtf, None
+        return KernelBtf(), None
     except BtfError as exc:
         return None, str(exc)

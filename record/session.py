@@ -19,7 +19,7 @@ import numpy as np
 
 from latencyscope import FORMAT_VERSION, __version__
 from latencyscope.bpf import source as bpf_source
-from latencyscope.errors import LatencyScopeError
+from latencyscope.errors import LatencyScopeError, first_line
 from latencyscope.record import environment as env
 from latencyscope.record import bpfinfo, btf, host, preflight
 from latencyscope.record.ringbuf import RingReader
@@ -246,7 +246,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 # Scheduler tracepoints that are tp_btf programs when the kernel has BTF
 # (record/btf.py; bpf/isolation.c ls_btf_EVENT).
-TP_BTF_EVENTS = {"isolation": ("sched_switch", "sched_wakeup", "sched_wakeup_new")}
+TP_BTF_EVENTS = {"isolation": tuple(btf.SHORT_NAMES)}
 
 
 def _load(bcc, modules, cflags: List[str], notes: List[str]):
@@ -274,7 +274,7 @@ def _load(bcc, modules, cflags: List[str], notes: List[str]):
             except btf.BtfError as exc:
                 why = str(exc)
             except Exception as exc:  # BCC could not compile the tp_btf build
-                why = f"the tp_btf build did not compile ({_first_line(exc)})"
+                why = f"the tp_btf build did not compile ({first_line(exc)})"
         try:
             b = bcc.BPF(text=build_program(modules), cflags=cflags)
         except Exception as exc:
@@ -285,10 +285,6 @@ def _load(bcc, modules, cflags: List[str], notes: List[str]):
     finally:
         if kbtf is not None:
             kbtf.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _threads_off(cpus: Sequence[int]) -> Optional[List[int]]:
