@@ -34,6 +34,20 @@ POLICY = {
 }
 
 
+def _main_occupants(on_cpu: pl.DataFrame, tmap: pl.DataFrame, notes: List[str]) -> List[int]:
+    """No target named: the process that used each monitored CPU most is its
+    occupant.  ON_CPU: time on CPU per (cpu, next_pid), over monitored CPUs."""
+    occ = (on_cpu.join(tmap.select("tid", "tgid"), left_on="next_pid", right_on="tid", how="left")
+           .with_columns(tgid=pl.col("tgid").fill_null(pl.col("next_pid")))
+           .group_by("cpu", "tgid").agg(pl.col("on_cpu_ns").sum())
+           .sort("on_cpu_ns", descending=True).unique("cpu", keep="first"))
+    targets = sorted(set(occ["tgid"].to_list()))
+    if targets:
+        notes.append("no --pid given: each monitored CPU's main occupant is taken as its target "
+                     f"(tgid {', '.join(map(str, targets))})")
+    return targets
+
+
 def _empty(cap: Capture, ctx: Context) -> ModuleResult:
     return ModuleResult(MODULE, {"message": "module not recorded in this capture "
                                              "(record with --modules isolation)"}, recorded=False)
@@ -76,17 +90,9 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
     targets = list(ctx.targets)
     inferred = False
     if not targets and monitored:
-        # No target named: the task that used each monitored CPU most is its occupant.
-        occ = (sw.filter(pl.col("cpu").is_in(monitored) & (pl.col("next_pid") != 0))
-               .join(tmap.select("tid", "tgid"), left_on="next_pid", right_on="tid", how="left")
-               .with_columns(tgid=pl.col("tgid").fill_null(pl.col("next_pid")))
-               .group_by("cpu", "tgid").agg(pl.col("on_cpu_ns").sum())
-               .sort("on_cpu_ns", descending=True).unique("cpu", keep="first"))
-        targets = sorted(set(occ["tgid"].to_list()))
+        targets = _main_occupants(sw.filter(pl.col("cpu").is_in(monitored) & (pl.col("next_pid") != 0))
+                                  .select("cpu", "next_pid", "on_cpu_ns"), tmap, notes)
         inferred = bool(targets)
-        if inferred:
-            notes.append("no --pid given: each monitored CPU's main occupant is taken as its target "
-                         f"(tgid {', '.join(map(str, targets))})")
     tids = sched.target_tids(tmap, targets)
 
     # --- switches of targets (or of everything on the monitored CPUs) ---------
@@ -308,16 +314,9 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
                 if intr_p else None)
     inferred = False
     if not targets and monitored and intr_all is not None:
-        occ = (intr_all.group_by("cpu", "next_pid").agg(on_cpu_ns=pl.col("total_ns").sum())
-               .join(tmap.select("tid", "tgid"), left_on="next_pid", right_on="tid", how="left")
-               .with_columns(tgid=pl.col("tgid").fill_null(pl.col("next_pid")))
-               .group_by("cpu", "tgid").agg(pl.col("on_cpu_ns").sum())
-               .sort("on_cpu_ns", descending=True).unique("cpu", keep="first"))
-        targets = sorted(set(occ["tgid"].to_list()))
+        targets = _main_occupants(intr_all.group_by("cpu", "next_pid").agg(on_cpu_ns=pl.col("total_ns").sum()),
+                                  tmap, notes)
         inferred = bool(targets)
-        if inferred:
-            notes.append("no --pid given: each monitored CPU's main occupant is taken as its target "
-                         f"(tgid {', '.join(map(str, targets))})")
     tids = sched.target_tids(tmap, targets)
 
     outs = (pl.concat(outs_p).group_by("prev_pid", "cpu").agg(
