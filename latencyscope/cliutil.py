@@ -7,6 +7,7 @@ Exit codes (all three commands): 0 pass, 1 warnings, 2 violations,
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import List, Optional
 
@@ -79,4 +80,9 @@ def run(command: click.Command, prog_name: str, argv=None) -> None:
         click.echo(f"{prog_name}: internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)",
                    err=True)
         rc = EXIT_ERROR
+    # The work is done and the exit code decided.  Python resets signal
+    # handlers to the default action while it shuts down, so a late Ctrl-C
+    # there would kill the process with nothing said: ignore it instead.
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
     sys.exit(rc or 0)

@@ -42,7 +42,7 @@ def record_command(output, duration, modules, cpus, pids, interface, ring_scale,
     cfg = RecordConfig(output=output or default_output(), modules=mods, cpus=parse_cpus(cpus),
                        pids=list(pids), interface=interface, duration_s=duration, quiet=quiet,
                        ring_scale=ring_scale, rt_priority=rt_priority)
-    res = record(cfg)
+    res = record(cfg, then_exit=True)
     if not quiet:
         for n in res.notes:
             click.echo(f"note: {n}", err=True)

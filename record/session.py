@@ -389,7 +389,15 @@ def _lost_by_kind(b, kinds) -> Dict[str, List[int]]:
     return out
 
 
-def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
+def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> RecordResult:
+    """Record until cfg's duration or a stop signal; return what was written.
+
+    THEN_EXIT: the caller exits next (latencyscope-record).  The stop signals
+    then stay ignored instead of getting their old handlers back: a late
+    Ctrl-C must not turn a written capture into an error, and Python resets
+    handlers to the default action while it shuts down, so a Ctrl-C there
+    would kill the process with nothing said.
+    """
     modules = [m for m in MODULES if m in cfg.modules]
     kinds = [k for m in modules for k in kinds_of(m)]
     # Preflight first: without privileges nothing else matters, say that.
@@ -614,7 +622,7 @@ def record(cfg: RecordConfig, status_stream=None) -> RecordResult:
                 writer.discard()
         headers.cleanup()
         for s, h in old_handlers.items():
-            signal.signal(s, h)
+            signal.signal(s, signal.SIG_IGN if then_exit else h)
         os.umask(old_umask)
 
 
