@@ -71,7 +71,9 @@ class _Source:
         self._table: Optional[pa.Table] = None
 
     # raw batches, possibly projected: (raw row offset, batch)
-    def raw_batches(self, columns: Optional[Sequence[str]] = None) -> Iterator[Tuple[int, pa.RecordBatch]]:
+    def raw_batches(self, columns: Optional[Sequence[str]] = None, plain: bool = True
+                    ) -> Iterator[Tuple[int, pa.RecordBatch]]:
+        """(raw row offset, batch) as stored, COLUMNS only; PLAIN: task names as strings."""
         raise NotImplementedError
 
     def _needed(self, columns: Optional[Sequence[str]]) -> Optional[List[str]]:
@@ -83,11 +85,12 @@ class _Source:
                 cols.append(c)
         return [c for c in self.schema.names if c in cols]
 
-    def batches(self, columns: Optional[Sequence[str]] = None) -> Iterator[pa.RecordBatch]:
-        """Repaired batches in stored order (per-CPU time order; see ``late_ns``)."""
+    def batches(self, columns: Optional[Sequence[str]] = None, plain: bool = True) -> Iterator[pa.RecordBatch]:
+        """Repaired batches in stored order (per-CPU time order; see ``late_ns``).
+        PLAIN=False: task names stay dictionary-encoded when stored so (format 2)."""
         want = list(columns) if columns is not None else list(self.schema.names)
         drop = self.drop
-        for off, b in self.raw_batches(self._needed(columns)):
+        for off, b in self.raw_batches(self._needed(columns), plain):
             n = b.num_rows
             keep = None
             for c, lim in self.bad_checks:
@@ -128,7 +131,7 @@ class _TableSource(_Source):
             self.min_ts, self.max_ts = int(ts.min()), int(ts.max())
             self.late_ns = int((np.maximum.accumulate(ts) - ts).max())
 
-    def raw_batches(self, columns=None):
+    def raw_batches(self, columns=None, plain=True):
         t = self._raw if columns is None else self._raw.select(columns)
         off = 0
         for b in t.to_batches():
@@ -144,7 +147,7 @@ class _StreamSource(_Source):
         self._buf = buf
         self.n_batches = n_batches
 
-    def raw_batches(self, columns=None):
+    def raw_batches(self, columns=None, plain=True):
         names = self.schema.names
         if columns is None:
             idx, schema = None, self.schema
@@ -157,7 +160,8 @@ class _StreamSource(_Source):
         off = 0
         for _ in range(self.n_batches):
             b = reader.read_next_batch()
-            yield off, pa.RecordBatch.from_arrays(_plain(b.columns), schema=schema)
+            yield off, (pa.RecordBatch.from_arrays(_plain(b.columns), schema=schema) if plain
+                        else pa.RecordBatch.from_arrays(b.columns, names=schema.names))
             off += b.num_rows
 
 
@@ -247,7 +251,7 @@ class Capture:
         df = self.frame(name, columns)
         return None if df is None else df.lazy()
 
-    def chunks(self, columns: Dict[str, Sequence[str]], rows: int = 4_000_000
+    def chunks(self, columns: Dict[str, Sequence[str]], rows: int = 4_000_000, categorical: bool = False
                ) -> Iterator[Dict[str, pl.DataFrame]]:
         """The tables of COLUMNS (name -> columns) cut into consecutive time slices.
 
@@ -258,6 +262,11 @@ class Capture:
         Stored order is time order per CPU but CPUs interleave, each at most
         ``late_ns`` behind: a slice is cut only once every table has been read
         that far past its end.
+
+        CATEGORICAL: task names come as Polars Categorical when the capture
+        stores them dictionary-encoded (format 2), String otherwise.  Names
+        as strings churn memory through every slice's filter and concat
+        (+80 MiB over 1.6 M switches); cast what is reported instead.
         """
         srcs = {n: self.arrow.source(n) for n in columns if n in self.arrow}
         srcs = {n: s for n, s in srcs.items() if s.rows}
@@ -268,7 +277,7 @@ class Capture:
         total = sum(s.rows for s in srcs.values())
         n_slices = max(1, -(-total // max(1, rows)))
         step = max(1, -(-(hi - lo + 1) // n_slices))
-        its = {n: s.batches(columns[n]) for n, s in srcs.items()}
+        its = {n: s.batches(columns[n], plain=not categorical) for n, s in srcs.items()}
         bufs: Dict[str, List[pl.DataFrame]] = {n: [] for n in srcs}
         seen = {n: -1 for n in srcs}          # running max ts read so far
         done = {n: False for n in srcs}

@@ -63,18 +63,31 @@ def register(provider) -> None:
         _PROVIDERS.append(provider)
 
 
+def overlaps(occ: pl.DataFrame, cpu: int, start_ns: int, end_ns: int,
+             exclude_pid: Optional[int] = None) -> pl.DataFrame:
+    """(kind, label, overlap_ns): how long each occupant in OCC held CPU within [start_ns, end_ns)."""
+    return (
+        occ.filter((pl.col("cpu") == cpu) & (pl.col("start_ns") < end_ns) & (pl.col("end_ns") > start_ns))
+        .filter(pl.col("pid").is_null() | (pl.col("pid") != (exclude_pid if exclude_pid is not None else -1)))
+        .select("kind", "label",
+                overlap_ns=(pl.min_horizontal(pl.col("end_ns"), pl.lit(end_ns, pl.UInt64)).cast(pl.Int64)
+                            - pl.max_horizontal(pl.col("start_ns"), pl.lit(start_ns, pl.UInt64)).cast(pl.Int64)))
+    )
+
+
 def explain(occ: pl.DataFrame, cpu: int, start_ns: int, end_ns: int, exclude_pid: Optional[int] = None,
             top: int = 3) -> dict:
     """Who held CPU during [start_ns, end_ns): top occupants by overlap."""
+    return describe(overlaps(occ, cpu, start_ns, end_ns, exclude_pid), cpu, start_ns, end_ns, top)
+
+
+def describe(hits: pl.DataFrame, cpu: int, start_ns: int, end_ns: int, top: int = 3) -> dict:
+    """The explanation of a delay on CPU in [start_ns, end_ns) from HITS
+    (kind, label, overlap_ns rows, summed per occupant here: partial sums
+    from several slices of a capture may be given)."""
     span = max(0, end_ns - start_ns)
-    hits = (
-        occ.filter((pl.col("cpu") == cpu) & (pl.col("start_ns") < end_ns) & (pl.col("end_ns") > start_ns))
-        .filter(pl.col("pid").is_null() | (pl.col("pid") != (exclude_pid if exclude_pid is not None else -1)))
-        .with_columns(overlap_ns=(pl.min_horizontal(pl.col("end_ns"), pl.lit(end_ns, pl.UInt64)).cast(pl.Int64)
-                                  - pl.max_horizontal(pl.col("start_ns"), pl.lit(start_ns, pl.UInt64)).cast(pl.Int64)))
-        .group_by("kind", "label").agg(pl.col("overlap_ns").sum())
-        .sort(["overlap_ns", "kind", "label"], descending=[True, False, False])
-    )
+    hits = (hits.group_by("kind", "label").agg(pl.col("overlap_ns").sum())
+            .sort(["overlap_ns", "kind", "label"], descending=[True, False, False]))
     held = hits.head(top).to_dicts()
     busy = int(hits.filter(pl.col("kind") == "task")["overlap_ns"].sum() or 0)
     if not held:

@@ -60,9 +60,18 @@ BY_PID_ORDER, BY_PID_DESC = ["involuntary_switches", "voluntary_switches", "pid"
 WORST_ORDER, WORST_DESC = ["latency_ns", "run_ns", "pid"], [True, False, False]
 
 # Captures with more scheduler events than this are analyzed slice by slice
-# (``isolation_chunked``), in memory bounded by CHUNK_ROWS whatever their size.
-CHUNKED_ABOVE_ROWS = 20_000_000
+# (``_figures_sliced``), in memory bounded by the slice size whatever their
+# size: a sixteenth of the events, within [CHUNK_ROWS_MIN, CHUNK_ROWS].
+# Measured on 2.7 M events (docs/benchmarks.md, seventh round): the whole-table
+# path took 1.2 GiB and 1.8 s, slices of 170 k events 0.35 GiB and 1.3 s;
+# slices smaller still add per-slice overhead on 100 M-event captures.
+CHUNKED_ABOVE_ROWS = 1_000_000
 CHUNK_ROWS = 2_000_000
+CHUNK_ROWS_MIN = 125_000
+
+
+def slice_rows(sched_rows: int) -> int:
+    return max(CHUNK_ROWS_MIN, min(CHUNK_ROWS, sched_rows // 16))
 
 
 def worst_waits(waits: pl.DataFrame, n: int) -> pl.DataFrame:
@@ -78,7 +87,7 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
         return _empty(cap, ctx)
     sched_rows = sum(cap.rows(n) for n in ("sched_switch", "sched_wakeup", "sched_wakeup_new", "sched_migrate_task"))
     if sched_rows > CHUNKED_ABOVE_ROWS:
-        data, notes = _figures_sliced(cap, ctx, CHUNK_ROWS)
+        data, notes = _figures_sliced(cap, ctx, slice_rows(sched_rows))
         return ModuleResult(MODULE, data, _checks(cap, data, ctx.policy[MODULE], list(ctx.monitored_cpus)),
                             notes=notes)
     pol = ctx.policy[MODULE]
@@ -269,13 +278,15 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     outs_p, intr_p, mig_p, tm_sw = [], [], [], []
     tm_wk = {n: [] for n in _WAKEUPS}
     on_carry = None
-    for sl in cap.chunks(cols, rows):
+    for sl in cap.chunks(cols, rows, categorical=True):  # names cast once aggregated
         sw = sl.get("sched_switch")
         if sw is not None and sw.height:
-            tm_sw.append(sched.last_by_time(sw.rename({"prev_pid": "tid"}), "tid", ["prev_tgid", "prev_comm", "ts_ns"]))
+            tm_sw.append(sched.last_by_time(sw.rename({"prev_pid": "tid"}), "tid", ["prev_tgid", "prev_comm", "ts_ns"])
+                         .with_columns(pl.col("prev_comm").cast(pl.String)))
             outs_p.append(sw.filter(pl.col("prev_pid") != 0).group_by("prev_pid", "cpu").agg(
                 n=pl.len(), invol=sched.runnable_expr().sum(),
-                comm=pl.col("prev_comm").sort_by("ts_ns").last(), last_ts=pl.col("ts_ns").max()))
+                comm=pl.col("prev_comm").sort_by("ts_ns").last(), last_ts=pl.col("ts_ns").max())
+                .with_columns(pl.col("comm").cast(pl.String)))
             if monitored:
                 cur = sw.select("ts_ns", "cpu", "next_pid", "next_comm")
                 if on_carry is not None:
@@ -401,19 +412,25 @@ def _intr_part(done: pl.DataFrame, monitored) -> pl.DataFrame:
     return (done.filter(pl.col("cpu").is_in(monitored) & (pl.col("next_pid") != 0))
             .with_columns(on_cpu_ns=pl.col("end_ns").cast(pl.Int64) - pl.col("ts_ns").cast(pl.Int64))
             .group_by("next_pid", "next_comm", "cpu")
-            .agg(count=pl.len(), total_ns=pl.col("on_cpu_ns").sum(), max_ns=pl.col("on_cpu_ns").max()))
+            .agg(count=pl.len(), total_ns=pl.col("on_cpu_ns").sum(), max_ns=pl.col("on_cpu_ns").max())
+            .with_columns(pl.col("next_comm").cast(pl.String)))
 
 
 def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) -> List[dict]:
-    """The worst waits' causes and names from one more pass over the switches: per
-    wait, the last switch on its CPU at or before it became ready and every
-    switch there until it ran (the on-CPU intervals that overlap it)."""
+    """The worst waits' causes and names from one more pass over the switches.
+
+    Per wait, only sums are kept across slices: each occupant's time on the
+    wait's CPU within it, and the latest switch there so far (its on-CPU
+    interval ends in a later slice).  A wait of a second on a busy CPU spans
+    hundreds of thousands of switches; holding them cost 170 MiB here.
+    """
     ws = list(top_waits.iter_rows(named=True))
     cpus = sorted({int(w["cpu"]) for w in ws})
     last_run = max(int(w["run_ns"]) for w in ws)
-    before: List[Optional[pl.DataFrame]] = [None] * len(ws)
-    between: List[List[pl.DataFrame]] = [[] for _ in ws]
-    for sl in cap.chunks({"sched_switch": ["ts_ns", "cpu", "next_pid", "next_comm"]}, rows):
+    carry: List[Optional[pl.DataFrame]] = [None] * len(ws)
+    hits: List[List[pl.DataFrame]] = [[] for _ in ws]
+    comms: List[Optional[str]] = [None] * len(ws)
+    for sl in cap.chunks({"sched_switch": ["ts_ns", "cpu", "next_pid", "next_comm"]}, rows, categorical=True):
         sw = sl.get("sched_switch")
         if sw is None or not sw.height:
             continue
@@ -422,26 +439,37 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) 
         sw = sw.filter(pl.col("cpu").is_in(cpus) & (pl.col("ts_ns") <= last_run))
         for i, w in enumerate(ws):
             c, a, b = int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"])
-            on = sw.filter(pl.col("cpu") == c)
+            on = sw.filter((pl.col("cpu") == c) & (pl.col("ts_ns") <= b)).sort("ts_ns", maintain_order=True)
             pre = on.filter(pl.col("ts_ns") <= a)
             if pre.height:
-                before[i] = pre.sort("ts_ns", maintain_order=True).tail(1)
-            mid = on.filter((pl.col("ts_ns") > a) & (pl.col("ts_ns") <= b))
-            if mid.height:
-                between[i].append(mid)
+                carry[i] = pre.tail(1)
+            mid = on.filter(pl.col("ts_ns") > a)
+            if not mid.height:
+                continue
+            if comms[i] is None:
+                me = mid.filter((pl.col("ts_ns") == b) & (pl.col("next_pid") == w["pid"]))["next_comm"]
+                comms[i] = me[0] if me.len() else None
+            seq = pl.concat([carry[i], mid], how="vertical") if carry[i] is not None else mid
+            hits[i].append(_task_overlaps(seq.with_columns(end_ns=pl.col("ts_ns").shift(-1)).head(-1), c, a, b,
+                                          w["pid"]))
+            carry[i] = seq.tail(1)
     worst = []
     for i, w in enumerate(ws):
         c, a, b = int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"])
-        rows_i = [df for df in [before[i]] + between[i] if df is not None]
-        seg = (pl.concat(rows_i).sort("ts_ns", maintain_order=True)
-               .with_columns(end_ns=pl.col("ts_ns").shift(-1).fill_null(pl.lit(end, pl.UInt64))))
-        comm = seg.filter((pl.col("ts_ns") == b) & (pl.col("next_pid") == w["pid"]))["next_comm"]
-        occ = causes.occupancy(cap, seg, windows=[(c, a, b)])
-        why = causes.explain(occ, c, a, b, exclude_pid=w["pid"])
+        if carry[i] is not None:  # the last switch before the wait ended: on the CPU until then at least
+            hits[i].append(_task_overlaps(carry[i].with_columns(end_ns=pl.lit(end, pl.UInt64)), c, a, b, w["pid"]))
+        others = causes.overlaps(causes.occupancy(cap, None, windows=[(c, a, b)]), c, a, b, exclude_pid=w["pid"])
+        why = causes.describe(pl.concat(hits[i] + [others], how="vertical"), c, a, b)
         worst.append({
             "ts_ns": b, "wall_time": cap.wall_time(w["run_ns"]),
-            "latency_ns": int(w["latency_ns"]), "pid": int(w["pid"]), "comm": comm[0] if comm.len() else None,
+            "latency_ns": int(w["latency_ns"]), "pid": int(w["pid"]), "comm": comms[i],
             "cpu": c, "reason": w["reason"], "cause": why["text"],
             "occupants": why["occupants"],
         })
     return worst
+
+
+def _task_overlaps(seg: pl.DataFrame, cpu: int, a: int, b: int, exclude_pid: int) -> pl.DataFrame:
+    """causes.overlaps of the on-CPU intervals [ts_ns, end_ns) in SEG (CPU's switches) within [a, b)."""
+    return causes.overlaps(causes.task_intervals(seg.with_columns(pl.col("end_ns").cast(pl.UInt64))),
+                           cpu, a, b, exclude_pid=exclude_pid)

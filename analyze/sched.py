@@ -213,8 +213,9 @@ def waits_of_events(frames: List[pl.LazyFrame]):
         "ready_ns": pl.Series(ready, dtype=pl.UInt64),
         "run_ns": pl.Series(run[emit], dtype=pl.UInt64),
         "latency_ns": pl.Series(run[emit].astype(np.int64) - ready.astype(np.int64), dtype=pl.Int64),
-        "reason": pl.Series(np.where(o_run[emit], "preempted", "wakeup"), dtype=pl.String),
-    })
+        "preempted": pl.Series(o_run[emit], dtype=pl.Boolean),
+    }).with_columns(  # in Polars: numpy strings would be converted one by one (0.17 s per 1.6 M waits)
+        reason=pl.when(pl.col("preempted")).then(pl.lit("preempted")).otherwise(pl.lit("wakeup"))).drop("preempted")
 
     last = np.ones(nseg, dtype=bool)
     last[:-1] = seg_pid[1:] != seg_pid[:-1]

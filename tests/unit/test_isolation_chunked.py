@@ -36,7 +36,7 @@ def synthetic(tmp_path_factory):
 
 def _figures(cap, monkeypatch, sliced: bool, rows: int, cpus=None, pids=()):
     monkeypatch.setattr(isolation, "CHUNKED_ABOVE_ROWS", 0 if sliced else 10**12)
-    monkeypatch.setattr(isolation, "CHUNK_ROWS", rows)
+    monkeypatch.setattr(isolation, "slice_rows", lambda n: rows)
     ctx = report.resolve_context(cap, policy.default_values(), cpus=cpus, pids=pids, top=8)
     return json.loads(json.dumps(isolation.analyze(cap, ctx).data, sort_keys=True))
 
