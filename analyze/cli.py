@@ -8,6 +8,7 @@ from typing import Optional
 
 import click
 
+from latencyscope.allocator import return_freed_memory
 from latencyscope.cliutil import parse_cpus, run
 from latencyscope.errors import LatencyScopeError
 
@@ -268,6 +269,7 @@ def _exit(code: int):
 
 
 def main(argv=None):
+    return_freed_memory()  # before pyarrow and polars load (latencyscope/allocator.py)
     run(cli, "latencyscope-analyze", argv)
 
 

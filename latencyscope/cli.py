@@ -13,7 +13,7 @@ import click
 
 from latencyscope.cliutil import parse_cpus, parse_modules, run
 from latencyscope.errors import LatencyScopeError
-from latencyscope.record.allocator import keep_freed_memory
+from latencyscope.allocator import keep_freed_memory
 from latencyscope.schemas import MODULES
 
 
@@ -93,7 +93,7 @@ def _exit(code):
 
 
 def main(argv=None):
-    keep_freed_memory()  # before pyarrow loads (record/allocator.py)
+    keep_freed_memory()  # before pyarrow loads (latencyscope/allocator.py)
     run(oneshot, "latencyscope", argv)
 
 

@@ -7,7 +7,7 @@ import click
 
 from latencyscope.cliutil import parse_cpus, parse_modules, run
 from latencyscope.errors import EXIT_ERROR, LatencyScopeError
-from latencyscope.record.allocator import keep_freed_memory
+from latencyscope.allocator import keep_freed_memory
 from latencyscope.schemas import MODULES
 
 
@@ -67,7 +67,7 @@ def preflight_report(mods) -> int:
 
 
 def main(argv=None):
-    keep_freed_memory()  # before pyarrow loads (record/allocator.py)
+    keep_freed_memory()  # before pyarrow loads (latencyscope/allocator.py)
     run(record_command, "latencyscope-record", argv)
 
 

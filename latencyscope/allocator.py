@@ -1,4 +1,6 @@
-"""Keep the recorder's freed memory mapped instead of handing it back.
+"""How the allocators treat freed memory: the recorder keeps it, the analyzer returns it.
+
+Recorder (``keep_freed_memory``): keep freed memory mapped instead of handing it back.
 
 Every flush builds temporaries (merged records, columns, dictionaries) of
 similar sizes.  By default glibc's malloc returns big blocks to the kernel
@@ -9,8 +11,16 @@ kernel zeroes every page of it.  On the benchmark VM that zeroing
 while recording: CPU taken from the workload being watched.  Keeping the
 memory costs at most one flush's temporaries of resident memory.
 
-Must run before pyarrow is imported (mimalloc reads its options when it
-loads); the CLIs call it first thing.
+Analyzer (``return_freed_memory``): its peak RSS is what a laptop has to
+hold.  Each slice of a large capture frees its temporaries and the next
+slice allocates similar ones, but from other threads' jemalloc arenas
+(Polars) and Arrow's mimalloc, which each keep what they freed for seconds:
+together +80 MiB on a 2.7 M-event capture.  Arrow then uses glibc malloc
+(big blocks unmapped when freed) and Polars' jemalloc purges after 250 ms;
+measured at the same speed (docs/benchmarks.md, seventh round).
+
+Both must run before pyarrow and polars are imported (the allocators read
+their options when they load); the CLIs call them first thing.
 """
 from __future__ import annotations
 
@@ -31,3 +41,8 @@ def keep_freed_memory() -> None:
         libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     except (OSError, AttributeError):  # not glibc: its defaults stay
         pass
+
+
+def return_freed_memory() -> None:
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:250,muzzy_decay_ms:0")
