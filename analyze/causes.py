@@ -28,18 +28,23 @@ def _overlapping(df: pl.DataFrame, windows, start: str, end: str) -> pl.DataFram
     return df.filter(hit)
 
 
-def task_intervals(sw: Optional[pl.DataFrame], windows=None) -> pl.DataFrame:
+def task_intervals(sw: Optional[pl.DataFrame], windows=None, labels: bool = True) -> pl.DataFrame:
     """On-CPU intervals of tasks; only those overlapping WINDOWS when given
-    (labels are then made for a few rows, not for every switch)."""
+    (labels are then made for a few rows, not for every switch).  LABELS=False:
+    the label is the bare name (``task_label`` makes it once summed)."""
     if sw is None:
         return pl.DataFrame(schema=OCCUPANCY_SCHEMA)
     sw = _overlapping(sw.filter(pl.col("next_pid") != 0), windows, "ts_ns", "end_ns")
     return sw.select(
         cpu=pl.col("cpu"), start_ns=pl.col("ts_ns"), end_ns=pl.col("end_ns").cast(pl.UInt64),
         kind=pl.lit("task"),
-        label=pl.format("{} ({})", pl.col("next_comm"), pl.col("next_pid")),
+        label=task_label() if labels else pl.col("next_comm"),
         pid=pl.col("next_pid"),
     )
+
+
+def task_label(comm: str = "next_comm", pid: str = "next_pid") -> pl.Expr:
+    return pl.format("{} ({})", pl.col(comm), pl.col(pid))
 
 
 def occupancy(cap: Capture, sw: Optional[pl.DataFrame], windows=None) -> pl.DataFrame:
@@ -65,11 +70,11 @@ def register(provider) -> None:
 
 def overlaps(occ: pl.DataFrame, cpu: int, start_ns: int, end_ns: int,
              exclude_pid: Optional[int] = None) -> pl.DataFrame:
-    """(kind, label, overlap_ns): how long each occupant in OCC held CPU within [start_ns, end_ns)."""
+    """(kind, label, pid, overlap_ns): how long each interval in OCC held CPU within [start_ns, end_ns)."""
     return (
         occ.filter((pl.col("cpu") == cpu) & (pl.col("start_ns") < end_ns) & (pl.col("end_ns") > start_ns))
         .filter(pl.col("pid").is_null() | (pl.col("pid") != (exclude_pid if exclude_pid is not None else -1)))
-        .select("kind", "label",
+        .select("kind", "label", "pid",
                 overlap_ns=(pl.min_horizontal(pl.col("end_ns"), pl.lit(end_ns, pl.UInt64)).cast(pl.Int64)
                             - pl.max_horizontal(pl.col("start_ns"), pl.lit(start_ns, pl.UInt64)).cast(pl.Int64)))
     )
@@ -86,7 +91,7 @@ def describe(hits: pl.DataFrame, cpu: int, start_ns: int, end_ns: int, top: int 
     (kind, label, overlap_ns rows, summed per occupant here: partial sums
     from several slices of a capture may be given)."""
     span = max(0, end_ns - start_ns)
-    hits = (hits.group_by("kind", "label").agg(pl.col("overlap_ns").sum())
+    hits = (hits.group_by("kind", "label").agg(pl.col("overlap_ns").sum())  # pid, when given, is in the label
             .sort(["overlap_ns", "kind", "label"], descending=[True, False, False]))
     held = hits.head(top).to_dicts()
     busy = int(hits.filter(pl.col("kind") == "task")["overlap_ns"].sum() or 0)
