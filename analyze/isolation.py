@@ -437,8 +437,16 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) 
         if int(sw["ts_ns"].min()) > last_run:
             break
         sw = sw.filter(pl.col("cpu").is_in(cpus) & (pl.col("ts_ns") <= last_run))
+        # Per CPU, its latest switch in the slice: all a wait that became ready
+        # after the slice needs from it (most slices, for the worst waits).
+        latest = {int(r["cpu"][0]): r for r in sw.group_by("cpu").tail(1).select(sw.columns).partition_by("cpu")}
+        newest = int(sw["ts_ns"].max()) if sw.height else -1
         for i, w in enumerate(ws):
             c, a, b = int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"])
+            if newest <= a:
+                if c in latest:
+                    carry[i] = latest[c]
+                continue
             on = sw.filter((pl.col("cpu") == c) & (pl.col("ts_ns") <= b)).sort("ts_ns", maintain_order=True)
             pre = on.filter(pl.col("ts_ns") <= a)
             if pre.height:
