@@ -480,7 +480,6 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) 
 def _task_overlaps(seg: pl.DataFrame, cpu: int, a: int, b: int, exclude_pid: int) -> pl.DataFrame:
     """causes.overlaps of the on-CPU intervals [ts_ns, end_ns) in SEG (CPU's switches) within [a, b),
     summed per occupant (a slice of a long wait has a row per switch)."""
-    return (causes.overlaps(causes.task_intervals(seg.with_columns(pl.col("end_ns").cast(pl.UInt64)), labels=False),
-                            cpu, a, b, exclude_pid=exclude_pid)
+    return (causes.overlaps(causes.task_intervals(seg, labels=False), cpu, a, b, exclude_pid=exclude_pid)
             .group_by("kind", "label", "pid").agg(pl.col("overlap_ns").sum())
             .select("kind", causes.task_label("label", "pid").alias("label"), "pid", "overlap_ns"))

@@ -15,6 +15,10 @@ import click
 
 from latencyscope.errors import EXIT_ERROR, LatencyScopeError
 
+# What stops a recording (SIGHUP too: an ssh session that drops), and what
+# every command ignores once its exit code is decided.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 
 def parse_cpus(value: Optional[str]) -> Optional[List[int]]:
     """'1,3-5' -> [1, 3, 4, 5]; raises LatencyScopeError on anything else."""
@@ -83,6 +87,6 @@ def run(command: click.Command, prog_name: str, argv=None) -> None:
     # The work is done and the exit code decided.  Python resets signal
     # handlers to the default action while it shuts down, so a late Ctrl-C
     # there would kill the process with nothing said: ignore it instead.
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for s in STOP_SIGNALS:
         signal.signal(s, signal.SIG_IGN)
     sys.exit(rc or 0)

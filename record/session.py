@@ -19,6 +19,7 @@ import numpy as np
 
 from latencyscope import FORMAT_VERSION, __version__
 from latencyscope.bpf import source as bpf_source
+from latencyscope.cliutil import STOP_SIGNALS
 from latencyscope.errors import LatencyScopeError, first_line
 from latencyscope.record import environment as env
 from latencyscope.record import bpfinfo, btf, host, preflight
@@ -239,9 +240,6 @@ def build_program(modules: Sequence[str]) -> str:
     parts = [bpf_source("events.h"), bpf_source("common.h")]
     parts += [bpf_source(f"{m}.c") for m in modules]
     return "\n".join(parts)
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 # Scheduler tracepoints that are tp_btf programs when the kernel has BTF
