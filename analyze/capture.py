@@ -58,8 +58,12 @@ class _Source:
     """
 
     def __init__(self, kind: Optional[str], schema: pa.Schema):
+        """SCHEMA: the columns as stored (task names as strings); ``schema``
+        adds the name columns the reader rebuilds (format 3, ``derived``)."""
         self.kind = kind
-        self.schema = schema
+        self.stored_schema = schema
+        self.schema, self.derived = _view(kind, schema)
+        self.names = None  # () -> analyze.names.Names, set by the Capture when derived
         self.rows = 0                   # rows after repair
         self.bad_checks: List[tuple] = []   # (column, limit): rows above any are dropped
         self.drop: Optional[np.ndarray] = None  # sorted raw row indices of duplicates
@@ -83,14 +87,19 @@ class _Source:
         for c, _ in self.bad_checks:
             if c not in cols:
                 cols.append(c)
-        return [c for c in self.schema.names if c in cols]
+        return [c for c in self.stored_schema.names if c in cols]
 
     def batches(self, columns: Optional[Sequence[str]] = None, plain: bool = True) -> Iterator[pa.RecordBatch]:
         """Repaired batches in stored order (per-CPU time order; see ``late_ns``).
-        PLAIN=False: task names stay dictionary-encoded when stored so (format 2)."""
+        PLAIN=False: task names stay dictionary-encoded when stored so (format 2)
+        or rebuilt (format 3)."""
         want = list(columns) if columns is not None else list(self.schema.names)
+        derive = [c for c in want if c in self.derived]
+        read = want
+        if derive:
+            read = [c for c in want if c not in self.derived] + ["ts_ns", "cpu"] + [self.derived[c] for c in derive]
         drop = self.drop
-        for off, b in self.raw_batches(self._needed(columns), plain):
+        for off, b in self.raw_batches(self._needed(read), plain):
             n = b.num_rows
             keep = None
             for c, lim in self.bad_checks:
@@ -104,10 +113,19 @@ class _Source:
                     keep[drop[lo:hi] - off] = False
             if keep is not None:
                 b = b.filter(pa.array(keep))
+            if derive:
+                b = self._with_names(b, derive, plain)
             if b.schema.names != want:
                 b = b.select(want)
             if b.num_rows:
                 yield b
+
+    def _with_names(self, b: pa.RecordBatch, derive: List[str], plain: bool) -> pa.RecordBatch:
+        names = self.names()
+        pid_ts_cpu = [b.column(c).to_numpy() for c in ("ts_ns", "cpu")]
+        cols = [names.column(b.column(self.derived[c]).to_numpy(), *pid_ts_cpu, plain=plain) for c in derive]
+        fields = [*b.schema, *(pa.field(c, col.type, nullable=False) for c, col in zip(derive, cols))]
+        return pa.RecordBatch.from_arrays([*b.columns, *cols], schema=pa.schema(fields))
 
     def table(self) -> pa.Table:
         """All columns, repaired and sorted by time (the whole table in memory)."""
@@ -148,12 +166,12 @@ class _StreamSource(_Source):
         self.n_batches = n_batches
 
     def raw_batches(self, columns=None, plain=True):
-        names = self.schema.names
+        stored = self.stored_schema
         if columns is None:
-            idx, schema = None, self.schema
+            idx, schema = None, stored
         else:
-            idx = [names.index(c) for c in columns]
-            schema = pa.schema([self.schema.field(i) for i in idx])
+            idx = [stored.names.index(c) for c in columns]
+            schema = pa.schema([stored.field(i) for i in idx])
         # included_fields: the other columns' buffers are neither decompressed nor copied.
         opts = pa.ipc.IpcReadOptions(included_fields=idx) if idx is not None else None
         reader = pa.ipc.open_stream(pa.BufferReader(self._buf), options=opts)
@@ -163,6 +181,23 @@ class _StreamSource(_Source):
             yield off, (pa.RecordBatch.from_arrays(_plain(b.columns), schema=schema) if plain
                         else pa.RecordBatch.from_arrays(b.columns, names=schema.names))
             off += b.num_rows
+
+
+def _view(kind: Optional[str], stored: pa.Schema):
+    """(the schema readers see, {rebuilt name column: its pid column}) of a
+    table stored with STORED's columns: format 3 tables lack the kind's
+    ``names`` columns, which the reader rebuilds; earlier ones have them."""
+    k = _KINDS.get(kind) if kind else None
+    missing = [(c, pid) for c, pid in (k.names if k else ()) if c not in stored.names]
+    if not missing or not all(c in stored.names for c in ("ts_ns", "cpu", *(p for _, p in missing))):
+        return stored, {}
+    extra = [f for f in arrow_schema(k) if f.name in dict(missing)]
+    return pa.schema([*stored, *extra], metadata=stored.metadata), dict(missing)
+
+
+def _plain_fields(schema: pa.Schema) -> list:
+    """SCHEMA's fields with dictionary-encoded task names as strings."""
+    return [f.with_type(pa.string()) if pa.types.is_dictionary(f.type) else f for f in schema]
 
 
 def _plain(columns) -> list:
@@ -175,6 +210,7 @@ class _Tables(MutableMapping):
 
     def __init__(self, sources: Dict[str, _Source]):
         self._src = sources
+        self.names_of = None  # the Capture's name lookup, for sources that rebuild names
 
     def source(self, name: str) -> Optional[_Source]:
         return self._src.get(name)
@@ -183,7 +219,8 @@ class _Tables(MutableMapping):
         return self._src[name].table()
 
     def __setitem__(self, name, t):
-        self._src[name] = t if isinstance(t, _Source) else _TableSource(name, t)
+        src = self._src[name] = t if isinstance(t, _Source) else _TableSource(name, t)
+        src.names = self.names_of
 
     def __delitem__(self, name):
         del self._src[name]
@@ -209,10 +246,29 @@ class Capture:
     incomplete: bool = False
     warnings: List[str] = field(default_factory=list)
     _frames: Dict[str, pl.DataFrame] = field(default_factory=dict)
+    _names: Optional[object] = field(default=None, repr=False)
 
     def __post_init__(self):
         if not isinstance(self.arrow, _Tables):
             self.arrow = _Tables({n: _TableSource(n, t) for n, t in self.arrow.items()})
+        self.arrow.names_of = self.names
+        for n in self.arrow:
+            self.arrow.source(n).names = self.names
+
+    def names(self):
+        """The task-name lookup (analyze/names.py) over this capture's name records,
+        built when a table that does not record names (format 3) is first read."""
+        if self._names is None:
+            from latencyscope.analyze.names import Names, timeline
+
+            frames = [self.frame(n, cols) for n, cols in (
+                ("sched_wakeup_new", ["pid", "ts_ns", "comm"]),
+                ("task_rename", ["pid", "ts_ns", "oldcomm", "comm"]),
+                ("sched_migrate_task", ["pid", "ts_ns", "comm"]))]
+            hists = [getattr(self.arrow.source(n), "cpu_hist", None) for n in self.arrow]
+            ncpus = max([self.cpu_count or 0] + [len(h) for h in hists if h is not None])
+            self._names = Names(timeline(self.tasks, frames), ncpus)
+        return self._names
 
     # --- tables -------------------------------------------------------------
     def has_table(self, name: str) -> bool:
@@ -530,7 +586,8 @@ def _read_stream(source, name: str, warnings: List[str]) -> (_Source, bool):
     """Check every complete batch of one IPC stream (a buffer) without keeping
     it; (source of those batches, truncated).  ``source.checker`` holds the scan."""
     expected = arrow_schema(_KINDS[name])
-    stored = arrow_schema(_KINDS[name], stored=True)  # format 2: task names dictionary-encoded
+    stored = arrow_schema(_KINDS[name], stored=True)  # format 3: names dictionary-encoded, some rebuilt
+    stored2 = arrow_schema(_KINDS[name], stored=True, names_stored=True)  # format 2: all recorded
     try:
         reader = pa.ipc.open_stream(pa.BufferReader(source))
         schema = reader.schema.remove_metadata()
@@ -538,10 +595,9 @@ def _read_stream(source, name: str, warnings: List[str]) -> (_Source, bool):
     except (pa.ArrowException, OSError, EOFError, UnicodeError) as exc:
         warnings.append(f"table {name} is empty or unreadable ({first_line(exc)}); treated as no events")
         return expected.empty_table(), True
-    if schema.equals(stored.remove_metadata()):
-        on_disk = stored
-    elif schema.equals(expected.remove_metadata()):
-        on_disk = expected
+    for on_disk in (stored, stored2, expected):
+        if schema.equals(on_disk.remove_metadata()):
+            break
     else:
         raise LatencyScopeError(f"table {name} does not have the schema this analyzer expects "
                                 f"(written by another version, or damaged): {', '.join(names)[:200]}")
@@ -562,7 +618,7 @@ def _read_stream(source, name: str, warnings: List[str]) -> (_Source, bool):
         # checked above and damaged bytes there must not reach Polars.
         chk.feed(pa.RecordBatch.from_arrays(batch.columns, schema=on_disk))
         n_batches += 1
-    src = _StreamSource(name, expected, source, n_batches)
+    src = _StreamSource(name, pa.schema(_plain_fields(on_disk), metadata=on_disk.metadata), source, n_batches)
     src.checker = chk
     return src, truncated
 
@@ -854,9 +910,10 @@ def _apply_scan(src: _Source, chk: _Checker, warnings: List[str]) -> _Source:
     """Turn a finished scan into SRC's repair plan, with the warnings ``_repair`` gives."""
     name = src.kind
     if chk.has_ts and chk.rows and not chk.percpu_ok:
-        t = _repair(name, pa.Table.from_batches([b for _, b in src.raw_batches()], schema=src.schema), warnings)
+        t = _repair(name, pa.Table.from_batches([b for _, b in src.raw_batches()], schema=src.stored_schema),
+                    warnings)
         out = _TableSource(name, t)
-        out._table = t
+        out._table = None if out.derived else t  # else read through batches(), which add the names
         out.cpu_hist = None
         return out
     if chk.bad_rows:

@@ -13,7 +13,9 @@ The scheduling it describes is plausible, not random noise: on every CPU the
 most switch-ins of a task are preceded by a wakeup of that task targeting
 that CPU a few microseconds earlier; tasks that switch out runnable
 (``prev_state`` 0) model preemption; a few migrations are sprinkled in.
-Time advances ~2 µs per switch (about this machine's peak rate).
+Time advances ~2 µs per switch (about this machine's peak rate).  Task
+names are in the manifest's task snapshot, as recorded captures have them
+(format 3: switches and wakeups carry pids only).
 """
 from __future__ import annotations
 
@@ -55,16 +57,12 @@ class Generator:
         self.pids = np.arange(1000, 1000 + n_tasks, dtype=np.int32)
         self.tgids = (1000 + (self.pids - 1000) // 4 * 4).astype(np.uint32)  # 4 threads per process
         self.task_comm = _comms([f"worker-{i}" for i in range(n_tasks)])
-        self.idle_comm = _comms([f"swapper/{c}" for c in range(n_cpus)])
         self.current = np.zeros(n_cpus, dtype=np.int32)  # who runs on each CPU (0 = idle)
         self.t = START_NS
 
     # -- helpers -------------------------------------------------------------
     def _task_index(self, pid: np.ndarray) -> np.ndarray:
         return np.clip(pid - self.pids[0], 0, len(self.pids) - 1)
-
-    def _comm_of(self, pid: np.ndarray, cpu: np.ndarray) -> np.ndarray:
-        return np.where(pid == 0, self.idle_comm[cpu], self.task_comm[self._task_index(pid)])
 
     def batch(self, n: int) -> Dict[str, np.ndarray]:
         rng = self.rng
@@ -98,8 +96,6 @@ class Generator:
         sw["prev_pid"], sw["next_pid"] = prv, nxt
         sw["prev_tgid"] = np.where(prv == 0, 0, self.tgids[self._task_index(prv)])
         sw["prev_prio"] = sw["next_prio"] = 120
-        sw["prev_comm"] = self._comm_of(prv, cpu)
-        sw["next_comm"] = self._comm_of(nxt, cpu)
 
         # wakeups: shortly before a switch-in of a (non-idle) task, onto that CPU
         cand = np.flatnonzero(nxt != 0)
@@ -115,7 +111,6 @@ class Generator:
         waker = rng.choice(self.pids, len(pick))
         wk["waker_pid"] = waker
         wk["waker_tgid"] = self.tgids[self._task_index(waker)]
-        wk["comm"] = self.task_comm[self._task_index(nxt[pick])]
         wk = wk[np.argsort(wk["ts_ns"], kind="stable")]
 
         # migrations: a few, anywhere in the batch window

@@ -2,38 +2,39 @@
 #ifndef LATENCYSCOPE_EVENTS_H
 #define LATENCYSCOPE_EVENTS_H
 
-#define LS_NKINDS 31
+#define LS_NKINDS 32
 #define LS_KIND_SCHED_SWITCH 0
 #define LS_KIND_SCHED_WAKEUP 1
 #define LS_KIND_SCHED_WAKEUP_NEW 2
 #define LS_KIND_SCHED_MIGRATE_TASK 3
-#define LS_KIND_IRQ_HANDLER_ENTRY 4
-#define LS_KIND_IRQ_HANDLER_EXIT 5
-#define LS_KIND_SOFTIRQ_ENTRY 6
-#define LS_KIND_SOFTIRQ_EXIT 7
-#define LS_KIND_PAGE_FAULT_USER 8
-#define LS_KIND_PAGE_FAULT_KERNEL 9
-#define LS_KIND_PAGE_FAULT_MAJOR 10
-#define LS_KIND_TLB_FLUSH 11
-#define LS_KIND_IPI_SEND_CPU 12
-#define LS_KIND_IPI_SEND_CPUMASK 13
-#define LS_KIND_SCHED_MOVE_NUMA 14
-#define LS_KIND_SCHED_STICK_NUMA 15
-#define LS_KIND_SCHED_SWAP_NUMA 16
-#define LS_KIND_MM_MIGRATE_PAGES 17
-#define LS_KIND_FUTEX_ENTER 18
-#define LS_KIND_FUTEX_EXIT 19
-#define LS_KIND_SLEEP_ENTER 20
-#define LS_KIND_SLEEP_EXIT 21
-#define LS_KIND_SYSCALL_ENTER 22
-#define LS_KIND_SYSCALL_EXIT 23
-#define LS_KIND_NAPI_POLL 24
-#define LS_KIND_NETIF_RECEIVE_SKB 25
-#define LS_KIND_SKB_COPY_DATAGRAM_IOVEC 26
-#define LS_KIND_CONSUME_SKB 27
-#define LS_KIND_UDP_ENQUEUE 28
-#define LS_KIND_UDP_RECV 29
-#define LS_KIND_KFREE_SKB 30
+#define LS_KIND_TASK_RENAME 4
+#define LS_KIND_IRQ_HANDLER_ENTRY 5
+#define LS_KIND_IRQ_HANDLER_EXIT 6
+#define LS_KIND_SOFTIRQ_ENTRY 7
+#define LS_KIND_SOFTIRQ_EXIT 8
+#define LS_KIND_PAGE_FAULT_USER 9
+#define LS_KIND_PAGE_FAULT_KERNEL 10
+#define LS_KIND_PAGE_FAULT_MAJOR 11
+#define LS_KIND_TLB_FLUSH 12
+#define LS_KIND_IPI_SEND_CPU 13
+#define LS_KIND_IPI_SEND_CPUMASK 14
+#define LS_KIND_SCHED_MOVE_NUMA 15
+#define LS_KIND_SCHED_STICK_NUMA 16
+#define LS_KIND_SCHED_SWAP_NUMA 17
+#define LS_KIND_MM_MIGRATE_PAGES 18
+#define LS_KIND_FUTEX_ENTER 19
+#define LS_KIND_FUTEX_EXIT 20
+#define LS_KIND_SLEEP_ENTER 21
+#define LS_KIND_SLEEP_EXIT 22
+#define LS_KIND_SYSCALL_ENTER 23
+#define LS_KIND_SYSCALL_EXIT 24
+#define LS_KIND_NAPI_POLL 25
+#define LS_KIND_NETIF_RECEIVE_SKB 26
+#define LS_KIND_SKB_COPY_DATAGRAM_IOVEC 27
+#define LS_KIND_CONSUME_SKB 28
+#define LS_KIND_UDP_ENQUEUE 29
+#define LS_KIND_UDP_RECV 30
+#define LS_KIND_KFREE_SKB 31
 
 /* Staged kinds: chunks of LS_STAGE_RECORDS records per ring entry. */
 #define LS_STAGE_RECORDS 32
@@ -49,10 +50,8 @@ struct ls_sched_switch {
     __s32 prev_prio;         /* kernel priority of prev [prio] */
     __s32 next_pid;          /* thread switched in [tid] */
     __s32 next_prio;         /* kernel priority of next [prio] */
-    char prev_comm[16];      /* name of prev */
-    char next_comm[16];      /* name of next */
 };
-_Static_assert(sizeof(struct ls_sched_switch) == 72, "sched_switch size");
+_Static_assert(sizeof(struct ls_sched_switch) == 40, "sched_switch size");
 _Static_assert(__builtin_offsetof(struct ls_sched_switch, ts_ns) == 0, "sched_switch.ts_ns");
 _Static_assert(__builtin_offsetof(struct ls_sched_switch, prev_state) == 8, "sched_switch.prev_state");
 _Static_assert(__builtin_offsetof(struct ls_sched_switch, cpu) == 16, "sched_switch.cpu");
@@ -61,8 +60,6 @@ _Static_assert(__builtin_offsetof(struct ls_sched_switch, prev_tgid) == 24, "sch
 _Static_assert(__builtin_offsetof(struct ls_sched_switch, prev_prio) == 28, "sched_switch.prev_prio");
 _Static_assert(__builtin_offsetof(struct ls_sched_switch, next_pid) == 32, "sched_switch.next_pid");
 _Static_assert(__builtin_offsetof(struct ls_sched_switch, next_prio) == 36, "sched_switch.next_prio");
-_Static_assert(__builtin_offsetof(struct ls_sched_switch, prev_comm) == 40, "sched_switch.prev_comm");
-_Static_assert(__builtin_offsetof(struct ls_sched_switch, next_comm) == 56, "sched_switch.next_comm");
 
 /* sched:sched_wakeup: A sleeping task was made runnable. */
 struct ls_sched_wakeup {
@@ -73,9 +70,8 @@ struct ls_sched_wakeup {
     __s32 prio;              /* kernel priority of the woken task [prio] */
     __u32 waker_pid;         /* thread that ran the wakeup (current) [tid] */
     __u32 waker_tgid;        /* process of the waker [tgid] */
-    char comm[16];           /* name of the woken task */
 };
-_Static_assert(sizeof(struct ls_sched_wakeup) == 48, "sched_wakeup size");
+_Static_assert(sizeof(struct ls_sched_wakeup) == 32, "sched_wakeup size");
 _Static_assert(__builtin_offsetof(struct ls_sched_wakeup, ts_ns) == 0, "sched_wakeup.ts_ns");
 _Static_assert(__builtin_offsetof(struct ls_sched_wakeup, cpu) == 8, "sched_wakeup.cpu");
 _Static_assert(__builtin_offsetof(struct ls_sched_wakeup, pid) == 12, "sched_wakeup.pid");
@@ -83,7 +79,6 @@ _Static_assert(__builtin_offsetof(struct ls_sched_wakeup, target_cpu) == 16, "sc
 _Static_assert(__builtin_offsetof(struct ls_sched_wakeup, prio) == 20, "sched_wakeup.prio");
 _Static_assert(__builtin_offsetof(struct ls_sched_wakeup, waker_pid) == 24, "sched_wakeup.waker_pid");
 _Static_assert(__builtin_offsetof(struct ls_sched_wakeup, waker_tgid) == 28, "sched_wakeup.waker_tgid");
-_Static_assert(__builtin_offsetof(struct ls_sched_wakeup, comm) == 32, "sched_wakeup.comm");
 
 /* sched:sched_wakeup_new: A newly forked task was made runnable for the first time. */
 struct ls_sched_wakeup_new {
@@ -126,6 +121,21 @@ _Static_assert(__builtin_offsetof(struct ls_sched_migrate_task, orig_cpu) == 20,
 _Static_assert(__builtin_offsetof(struct ls_sched_migrate_task, dest_cpu) == 24, "sched_migrate_task.dest_cpu");
 _Static_assert(__builtin_offsetof(struct ls_sched_migrate_task, by_pid) == 28, "sched_migrate_task.by_pid");
 _Static_assert(__builtin_offsetof(struct ls_sched_migrate_task, comm) == 32, "sched_migrate_task.comm");
+
+/* task:task_rename: A task's name changed: exec, prctl(PR_SET_NAME), a write to /proc/PID/comm. */
+struct ls_task_rename {
+    __u64 ts_ns;             /* bpf_ktime_get_ns() at the tracepoint (CLOCK_MONOTONIC) [ns] */
+    __u32 cpu;               /* CPU the tracepoint fired on [cpu] */
+    __s32 pid;               /* task renamed [tid] */
+    char oldcomm[16];        /* its name before */
+    char comm[16];           /* its name from now on */
+};
+_Static_assert(sizeof(struct ls_task_rename) == 48, "task_rename size");
+_Static_assert(__builtin_offsetof(struct ls_task_rename, ts_ns) == 0, "task_rename.ts_ns");
+_Static_assert(__builtin_offsetof(struct ls_task_rename, cpu) == 8, "task_rename.cpu");
+_Static_assert(__builtin_offsetof(struct ls_task_rename, pid) == 12, "task_rename.pid");
+_Static_assert(__builtin_offsetof(struct ls_task_rename, oldcomm) == 16, "task_rename.oldcomm");
+_Static_assert(__builtin_offsetof(struct ls_task_rename, comm) == 32, "task_rename.comm");
 
 /* irq:irq_handler_entry: A hard IRQ handler (one action of IRQ line irq) starts. */
 struct ls_irq_handler_entry {

@@ -1,7 +1,9 @@
 /* Isolation Verifier: who runs where, who waits, who moves.
  * Tracepoints: sched:sched_switch, sched_wakeup, sched_wakeup_new,
- * sched_migrate_task.  Records are copied as-is; all interpretation is the
- * analyzer's. */
+ * sched_migrate_task, task:task_rename.  Records are copied as-is; all
+ * interpretation is the analyzer's.  sched_switch and sched_wakeup carry no
+ * task names (format 3): the reader rebuilds them from the snapshot, the
+ * names of new tasks (sched_wakeup_new), renames and migrations. */
 
 /* sched_switch, sched_wakeup and sched_wakeup_new fire on every context
  * switch: they are staged (common.h). */
@@ -36,8 +38,7 @@ static __always_inline void ls_sched_stages_expire(u64 now, int force)
 #define LS_TGID_OF_CURRENT 0xffffffffu
 
 static __always_inline int ls_on_switch(s64 prev_state, s32 prev_pid, u32 prev_tgid, s32 prev_prio,
-                                        s32 next_pid, s32 next_prio, const char *prev_comm,
-                                        const char *next_comm)
+                                        s32 next_pid, s32 next_prio)
 {
     u32 cpu = bpf_get_smp_processor_id();
     if (ls_filtering() && !ls_cpu_match(cpu) && !ls_tid_match(prev_pid) && !ls_tid_match(next_pid))
@@ -57,8 +58,6 @@ static __always_inline int ls_on_switch(s64 prev_state, s32 prev_pid, u32 prev_t
     e->prev_prio = prev_prio;
     e->next_pid = next_pid;
     e->next_prio = next_prio;
-    __builtin_memcpy(e->prev_comm, prev_comm, 16);
-    __builtin_memcpy(e->next_comm, next_comm, 16);
     ls_stage_commit(&s->n, sizeof(*e), LS_KIND_SCHED_SWITCH);
     if (next_pid == 0)  /* going idle: no tick may come to flush the stages */
         ls_sched_stages_expire(now, 1);
@@ -74,7 +73,7 @@ static __always_inline int ls_wakeup_wanted(int target_cpu, int pid)
 }
 
 static __always_inline void ls_fill_wakeup(struct ls_sched_wakeup *e, u64 now, int pid, int target_cpu,
-                                           int prio, const char *comm)
+                                           int prio)
 {
     u64 id = bpf_get_current_pid_tgid();
     e->ts_ns = now;
@@ -84,9 +83,10 @@ static __always_inline void ls_fill_wakeup(struct ls_sched_wakeup *e, u64 now, i
     e->prio = prio;
     e->waker_pid = (u32)id;
     e->waker_tgid = id >> 32;
-    __builtin_memcpy(e->comm, comm, 16);
 }
-_Static_assert(sizeof(struct ls_sched_wakeup) == sizeof(struct ls_sched_wakeup_new), "same wakeup layout");
+/* sched_wakeup_new is sched_wakeup's record plus the new task's name. */
+_Static_assert(__builtin_offsetof(struct ls_sched_wakeup_new, comm) == sizeof(struct ls_sched_wakeup),
+               "wakeup_new = wakeup + comm");
 
 /* Mark a wakeup stage held (tp_btf builds only: see common.h).  Compiler
  * barriers keep the flag around the slot's writes; the timer program that
@@ -100,31 +100,21 @@ static __always_inline void ls_busy(u32 *flag, u32 v)
 #endif
 }
 
-/* The two wakeup kinds share one stage layout (same record), so one body
- * serves both once its stage is looked up (BCC needs each map call spelled
- * out). */
-_Static_assert(sizeof(struct sched_wakeup_stage) == sizeof(struct sched_wakeup_new_stage), "same stage layout");
-
-static __always_inline int ls_stage_wakeup(struct sched_wakeup_stage *s, u32 kind, int pid, int target_cpu,
-                                           int prio, const char *comm)
-{
-    if (!s)
-        return 0;
-    ls_busy(&s->busy, 1);
-    u64 now = bpf_ktime_get_ns();
-    struct ls_sched_wakeup *e = ls_stage_next(&s->n, &s->first_ts, s->rec, sizeof(*e), kind, now);
-    ls_fill_wakeup(e, now, pid, target_cpu, prio, comm);
-    ls_stage_commit(&s->n, sizeof(*e), kind);
-    ls_busy(&s->busy, 0);
-    return 0;
-}
-
-static __always_inline int ls_on_wakeup(int pid, int target_cpu, int prio, const char *comm)
+static __always_inline int ls_on_wakeup(int pid, int target_cpu, int prio)
 {
     if (!ls_wakeup_wanted(target_cpu, pid))
         return 0;
     u32 zero = 0;
-    return ls_stage_wakeup(ls_stage_sched_wakeup.lookup(&zero), LS_KIND_SCHED_WAKEUP, pid, target_cpu, prio, comm);
+    struct sched_wakeup_stage *s = ls_stage_sched_wakeup.lookup(&zero);
+    if (!s)
+        return 0;
+    ls_busy(&s->busy, 1);
+    u64 now = bpf_ktime_get_ns();
+    struct ls_sched_wakeup *e = ls_stage_next(&s->n, &s->first_ts, s->rec, sizeof(*e), LS_KIND_SCHED_WAKEUP, now);
+    ls_fill_wakeup(e, now, pid, target_cpu, prio);
+    ls_stage_commit(&s->n, sizeof(*e), LS_KIND_SCHED_WAKEUP);
+    ls_busy(&s->busy, 0);
+    return 0;
 }
 
 static __always_inline int ls_on_wakeup_new(int pid, int target_cpu, int prio, const char *comm)
@@ -132,8 +122,18 @@ static __always_inline int ls_on_wakeup_new(int pid, int target_cpu, int prio, c
     if (!ls_wakeup_wanted(target_cpu, pid))
         return 0;
     u32 zero = 0;
-    return ls_stage_wakeup((struct sched_wakeup_stage *)ls_stage_sched_wakeup_new.lookup(&zero),
-                           LS_KIND_SCHED_WAKEUP_NEW, pid, target_cpu, prio, comm);
+    struct sched_wakeup_new_stage *s = ls_stage_sched_wakeup_new.lookup(&zero);
+    if (!s)
+        return 0;
+    ls_busy(&s->busy, 1);
+    u64 now = bpf_ktime_get_ns();
+    struct ls_sched_wakeup_new *e = ls_stage_next(&s->n, &s->first_ts, s->rec, sizeof(*e),
+                                                  LS_KIND_SCHED_WAKEUP_NEW, now);
+    ls_fill_wakeup((struct ls_sched_wakeup *)e, now, pid, target_cpu, prio);
+    __builtin_memcpy(e->comm, comm, 16);
+    ls_stage_commit(&s->n, sizeof(*e), LS_KIND_SCHED_WAKEUP_NEW);
+    ls_busy(&s->busy, 0);
+    return 0;
 }
 
 #ifdef LS_TP_BTF
@@ -170,7 +170,7 @@ int ls_btf_sched_switch(u64 *ctx)
     return ls_on_switch(ls_switch_state(ctx[0], (u32)ctx[3], LS_TASK(prev, LS_TASK_EXIT_STATE, u32)),
                         LS_TASK(prev, LS_TASK_PID, s32), LS_TASK(prev, LS_TASK_TGID, u32),
                         LS_TASK(prev, LS_TASK_PRIO, s32), LS_TASK(next, LS_TASK_PID, s32),
-                        LS_TASK(next, LS_TASK_PRIO, s32), prev + LS_TASK_COMM, next + LS_TASK_COMM);
+                        LS_TASK(next, LS_TASK_PRIO, s32));
 }
 
 /* tp_btf/sched_wakeup(p), tp_btf/sched_wakeup_new(p): target_cpu = task_cpu(p) */
@@ -178,7 +178,7 @@ int ls_btf_sched_wakeup(u64 *ctx)
 {
     const char *p = (const char *)ctx[0];
     return ls_on_wakeup(LS_TASK(p, LS_TASK_PID, s32), LS_TASK(p, LS_TASK_CPU, u32),
-                        LS_TASK(p, LS_TASK_PRIO, s32), p + LS_TASK_COMM);
+                        LS_TASK(p, LS_TASK_PRIO, s32));
 }
 
 int ls_btf_sched_wakeup_new(u64 *ctx)
@@ -188,24 +188,19 @@ int ls_btf_sched_wakeup_new(u64 *ctx)
                             LS_TASK(p, LS_TASK_PRIO, s32), p + LS_TASK_COMM);
 }
 #else
-/* The comms go through the stack: the verifier only takes constant
- * offsets from the tracepoint context, not a pointer into it. */
 TRACEPOINT_PROBE(sched, sched_switch)
 {
-    char prev_comm[16], next_comm[16];
-    __builtin_memcpy(prev_comm, args->prev_comm, 16);
-    __builtin_memcpy(next_comm, args->next_comm, 16);
     return ls_on_switch(args->prev_state, args->prev_pid, LS_TGID_OF_CURRENT, args->prev_prio,
-                        args->next_pid, args->next_prio, prev_comm, next_comm);
+                        args->next_pid, args->next_prio);
 }
 
 TRACEPOINT_PROBE(sched, sched_wakeup)
 {
-    char comm[16];
-    __builtin_memcpy(comm, args->comm, 16);
-    return ls_on_wakeup(args->pid, args->target_cpu, args->prio, comm);
+    return ls_on_wakeup(args->pid, args->target_cpu, args->prio);
 }
 
+/* The comm goes through the stack: the verifier only takes constant
+ * offsets from the tracepoint context, not a pointer into it. */
 TRACEPOINT_PROBE(sched, sched_wakeup_new)
 {
     char comm[16];
@@ -213,6 +208,44 @@ TRACEPOINT_PROBE(sched, sched_wakeup_new)
     return ls_on_wakeup_new(args->pid, args->target_cpu, args->prio, comm);
 }
 #endif
+
+/* Migrations are rare next to switches: a record each, not staged.  Kept
+ * when either end is a monitored CPU or the task is a target. */
+TRACEPOINT_PROBE(sched, sched_migrate_task)
+{
+    if (ls_filtering() && !ls_cpu_match(args->orig_cpu) && !ls_cpu_match(args->dest_cpu) &&
+        !ls_tid_match(args->pid))
+        return 0;
+    struct ls_sched_migrate_task *e = ls_reserve(LS_KIND_SCHED_MIGRATE_TASK, sizeof(struct ls_sched_migrate_task));
+    if (!e)
+        return 0;
+    e->ts_ns = bpf_ktime_get_ns();
+    e->cpu = bpf_get_smp_processor_id();
+    e->pid = args->pid;
+    e->prio = args->prio;
+    e->orig_cpu = args->orig_cpu;
+    e->dest_cpu = args->dest_cpu;
+    e->by_pid = (u32)bpf_get_current_pid_tgid();
+    TP_DATA_LOC_READ_CONST(e->comm, comm, 16);
+    ls_submit(e);
+    return 0;
+}
+
+/* Every rename, unfiltered: the reader names the tasks of the other
+ * records from these (any task may show up on a monitored CPU). */
+TRACEPOINT_PROBE(task, task_rename)
+{
+    struct ls_task_rename *e = ls_reserve(LS_KIND_TASK_RENAME, sizeof(struct ls_task_rename));
+    if (!e)
+        return 0;
+    e->ts_ns = bpf_ktime_get_ns();
+    e->cpu = bpf_get_smp_processor_id();
+    e->pid = args->pid;
+    __builtin_memcpy(e->oldcomm, args->oldcomm, 16);
+    __builtin_memcpy(e->comm, args->newcomm, 16);
+    ls_submit(e);
+    return 0;
+}
 
 /* The staged records of a CPU with no more scheduler events (an isolated
  * CPU running one task) would wait in its stages: the timer interrupts

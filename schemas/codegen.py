@@ -78,16 +78,21 @@ def slot_payload_size(k: EventKind) -> int:
     return entry_size(k) - RINGBUF_HDR_SIZE
 
 
-def arrow_schema(k: EventKind, stored: bool = False):
-    """The Arrow schema of KIND's table as the analyzer sees it (task names
-    as strings), or with STORED as the recorder writes it since format
-    version 2: task names dictionary-encoded (each batch carries its few
-    distinct names once; half the recorder's cost of a name column, an
-    eighth of its compressed size).  Readers cast them back to strings."""
+def arrow_schema(k: EventKind, stored: bool = False, names_stored: bool = False):
+    """The Arrow schema of KIND's table as the analyzer sees it: task names
+    as strings, the name columns the reader rebuilds (``k.names``) last.
+
+    STORED: as the recorder writes it.  Task names dictionary-encoded since
+    format version 2 (each batch carries its few distinct names once; half
+    the recorder's cost of a name column, an eighth of its compressed size);
+    since format 3 without the ``k.names`` columns, unless NAMES_STORED (a
+    format 2 file, where they were recorded, in the same places).  Readers
+    cast names back to strings."""
     import pyarrow as pa
 
     fields = []
-    for f in k.fields:
+    extra = k.name_fields() if names_stored or not stored else []
+    for f in (*k.fields, *extra):
         if f.ctype == "comm":
             t = pa.dictionary(pa.int32(), pa.string()) if stored else pa.string()
         else:
@@ -146,6 +151,12 @@ def docs_markdown() -> str:
         "(format version 2; plain `string` in version 1): Polars reads them as Categorical, "
         "`latencyscope-analyze` as strings.",
         "",
+        "Columns marked *rebuilt* are not recorded (format version 3; recorded in versions 1 "
+        "and 2): the reader derives each from the pid column it names and the event's time, "
+        "using the names the capture does record -- the task snapshot in the manifest, "
+        "`sched_wakeup_new`, `task_rename` and `sched_migrate_task` (the idle task, pid 0, "
+        "is `swapper/CPU`). A pid with no known name reads as `?`.",
+        "",
     ]
     for k in EVENT_KINDS:
         out += [
@@ -159,6 +170,8 @@ def docs_markdown() -> str:
         for f in k.fields:
             ct = "char[16]" if f.ctype == "comm" else f.ctype
             out.append("| `%s` | %s | %s | %s |" % (f.name, ct, f.unit or "", f.doc))
+        for c, pid in k.names:
+            out.append("| `%s` | *rebuilt* | | name of `%s` at the event (not recorded) |" % (c, pid))
         if k.staged:
             out += ["", "Record size: %d bytes; the BPF program stages up to %d records per CPU and "
                     "writes them to the ring as one chunk (+%d bytes of headers)."

@@ -74,6 +74,10 @@ class EventKind:
     # per CPU (schemas/codegen.py): one ring reservation per chunk instead of
     # per record.  For the kinds that fire on every context switch.
     staged: bool = False
+    # Task-name columns the record does not carry: (column, pid column).
+    # Readers rebuild them from the capture's other name sources (format 3;
+    # analyze/names.py); records stay small where the scheduler is hot.
+    names: Tuple[Tuple[str, str], ...] = ()
     kind_id: int = field(default=-1, compare=False)
 
     @property
@@ -86,6 +90,11 @@ class EventKind:
 
     def field_names(self) -> List[str]:
         return [f.name for f in self.fields]
+
+    def name_fields(self) -> List[Field]:
+        """The ``names`` columns as fields (task names, after the record's fields)."""
+        return [Field(c, "comm", "", f"name of {pid} (rebuilt by the reader, not recorded)")
+                for c, pid in self.names]
 
 
 def _kinds(defs) -> Tuple[EventKind, ...]:

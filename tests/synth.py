@@ -51,13 +51,37 @@ def manifest(modules=None, cpus=2, window=(0, 10 * 1000 * MS), **extra) -> dict:
     return m
 
 
-def capture(tables: Dict[str, List[dict]], modules=None, **mextra) -> Capture:
+def table(name: str, rows: List[dict], names: bool = True) -> pa.Table:
+    """Rows as the table a reader sees: with task-name columns of their own
+    (NAMES, as format 2 stored them) or without the ones format 3 rebuilds."""
+    k = kind(name)
+    stored = arrow_schema(k, stored=True)
+    stored = pa.schema([f.with_type(pa.string()) if pa.types.is_dictionary(f.type) else f for f in stored])
+    b = to_record_batch(k, records(name, rows), stored)
+    if names and k.names:
+        cols = [pa.array([r.get(c, "") for r in rows], pa.string()) for c, _ in k.names]
+        b = pa.RecordBatch.from_arrays([*b.columns, *cols], schema=arrow_schema(k))
+    return pa.Table.from_batches([b], schema=b.schema)
+
+
+def snapshot(tables: Dict[str, List[dict]]) -> List[dict]:
+    """A manifest task list naming every pid of TABLES as its rows first name it."""
+    seen: Dict[int, str] = {}
+    for name, rows in tables.items():
+        for c, pid in kind(name).names:
+            for r in rows:
+                if r.get(c) and r.get(pid):
+                    seen.setdefault(int(r[pid]), r[c])
+    return [{"tid": t, "tgid": t, "comm": c, "kthread": False} for t, c in sorted(seen.items())]
+
+
+def capture(tables: Dict[str, List[dict]], modules=None, names: bool = True, **mextra) -> Capture:
+    """An in-memory capture of TABLES; NAMES: task names as columns (format 2),
+    else rebuilt by the reader (format 3) from the manifest's tasks."""
     arrow = {}
     mods = modules or sorted({kind(n).module for n in tables}) or ["isolation"]
     for name, rows in tables.items():
-        k = kind(name)
-        schema = arrow_schema(k)
-        arrow[name] = pa.Table.from_batches([to_record_batch(k, records(name, rows), schema)], schema=schema)
+        arrow[name] = table(name, rows, names)
     for k in EVENT_KINDS:  # a recorded module has all its tables, maybe empty
         if k.module in mods and k.name not in arrow:
             arrow[k.name] = arrow_schema(k).empty_table()
@@ -70,6 +94,11 @@ def write(path: str, tables: Dict[str, List[dict]], modules=None, finish: bool =
     mods = modules or sorted({kind(n).module for n in tables}) or ["isolation"]
     kinds = [k for k in EVENT_KINDS if k.module in mods]
     w = CaptureWriter(path, kinds)
+    # Format 3 files name the tasks of sched_switch/sched_wakeup from the snapshot.
+    given = mextra.get("tasks", [])
+    if isinstance(given, list) and all(isinstance(t, dict) for t in given):
+        known = {t.get("tid") for t in given}
+        mextra["tasks"] = given + [t for t in snapshot(tables) if t["tid"] not in known]
     m = manifest(modules=mods, **mextra)
     w.write_manifest({**m, "complete": False})
     for k in kinds:

@@ -68,7 +68,7 @@ def test_manifest_describes_host_and_capture(tmp_path):
     assert rec.proc.wait(60) == 0, rec.proc.stderr.read()
     cap = open_capture(str(cap_path))
     m = cap.manifest
-    assert m["complete"] and m["format_version"] == FORMAT_VERSION == 2 and m["stopped_by"] == "duration"
+    assert m["complete"] and m["format_version"] == FORMAT_VERSION == 3 and m["stopped_by"] == "duration"
     h = m["host"]
     assert h["kernel_release"] == os.uname().release and h["cpu_count"] == os.cpu_count()
     assert h["boot_id"] == open("/proc/sys/kernel/random/boot_id").read().strip()
@@ -242,3 +242,65 @@ def test_staged_records_are_all_delivered_exactly(tmp_path, monkeypatch, direct)
     skipped = cap.manifest["skipped_by_kernel"]  # the kernel's recursion misses, per program
     assert {"sched:sched_switch", "sched:sched_wakeup", "timer:hrtimer_expire_entry"} <= set(skipped)
     assert all(isinstance(v, int) and v >= 0 for v in skipped.values())
+
+
+RENAMER = """
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+def migrations():                      # the kernel's own count (se.nr_migrations)
+    for line in open("/proc/thread-self/sched"):
+        if line.startswith("se.nr_migrations"):
+            return int(line.split(":")[1])
+t0 = time.monotonic_ns(); m0 = migrations()
+libc.prctl(15, b"ls-first", 0, 0, 0)   # PR_SET_NAME
+t1 = time.monotonic_ns()
+for i in range(40):
+    os.sched_setaffinity(0, {i % 2})   # every move (but maybe the first) is a migration
+    time.sleep(0.001)
+t2 = time.monotonic_ns()
+with open("/proc/thread-self/comm", "w") as f:
+    f.write("ls-second")
+t3 = time.monotonic_ns()
+for _ in range(40):
+    time.sleep(0.001)
+m1 = migrations(); t4 = time.monotonic_ns()
+print(m0, m1, t0, t1, t2, t3, t4, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_renamed_and_migrating_task_is_named_and_counted_as_the_kernel_does(tmp_path):
+    """sched_switch and sched_wakeup record pids only (format 3): a task
+    renamed twice while recording (prctl, then /proc/PID/comm) is named in
+    each of its switches and wakeups as it was named then, and its
+    migrations are those the kernel counts (se.nr_migrations)."""
+    cap_path = tmp_path / "n.lscope"
+    rec = Recorder(cap_path, "--modules", "isolation")
+    child = None
+    try:
+        rec.wait_ready()
+        child = subprocess.Popen([sys.executable, "-c", RENAMER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 text=True)
+        m0, m1, t0, t1, t2, t3, t4 = map(int, child.stdout.readline().split())
+        assert rec.stop() == 0, rec.stderr
+    finally:
+        if child is not None:
+            kill(child)
+    pid = child.pid
+    cap = open_capture(str(cap_path))
+    assert sum(cap.manifest["lost"].values()) == 0
+    ren = cap.table("task_rename").filter(pl.col("pid") == pid)
+    assert ren.select("oldcomm", "comm").rows()[-2:] == [(ren["oldcomm"][-2], "ls-first"), ("ls-first", "ls-second")]
+
+    sw = cap.table("sched_switch")
+    for lo, hi, name in ((t1, t2, "ls-first"), (t3, t4, "ls-second")):
+        outs = sw.filter((pl.col("prev_pid") == pid) & pl.col("ts_ns").is_between(lo, hi))
+        ins = sw.filter((pl.col("next_pid") == pid) & pl.col("ts_ns").is_between(lo, hi))
+        wk = cap.table("sched_wakeup").filter((pl.col("pid") == pid) & pl.col("ts_ns").is_between(lo, hi))
+        assert outs.height >= 40 and ins.height >= 40 and wk.height >= 40
+        assert set(outs["prev_comm"]) == set(ins["next_comm"]) == set(wk["comm"]) == {name}
+
+    moves = cap.table("sched_migrate_task").filter(
+        (pl.col("pid") == pid) & pl.col("ts_ns").is_between(t0, t4) & (pl.col("orig_cpu") != pl.col("dest_cpu")))
+    assert moves.height == m1 - m0 >= 39  # the first of the 40 moves may find it there already
+    assert set(moves.filter(pl.col("ts_ns").is_between(t1, t2))["comm"]) == {"ls-first"}

@@ -7,7 +7,7 @@ import pytest
 
 from latencyscope.analyze.capture import open_capture
 from latencyscope.errors import LatencyScopeError
-from synth import MS, switch, write
+from synth import MS, switch, wakeup, write
 
 
 def rows():
@@ -70,43 +70,56 @@ def test_foreign_files_are_refused(tmp_path, content, match):
 
 
 def test_task_names_are_stored_dictionary_encoded_and_read_as_strings(tmp_path):
-    """Format 2 stores each batch's few distinct names once; a reader gets strings."""
+    """Format 3 stores no names in sched_switch (the reader rebuilds them) and
+    each batch's few distinct names once where it stores them; a reader gets strings."""
     import pyarrow as pa
 
-    p = write(str(tmp_path / "a.lscope"), rows())
+    mig = [{"ts_ns": i * MS, "cpu": 0, "pid": 11 + i, "orig_cpu": 0, "dest_cpu": 1, "comm": f"t{11 + i}"}
+           for i in range(50)]
+    p = write(str(tmp_path / "a.lscope"), {**rows(), "sched_migrate_task": mig})
     with tarfile.open(p) as t:
         raw = pa.ipc.open_stream(t.extractfile("sched_switch.arrows").read()).read_all()
-    assert pa.types.is_dictionary(raw.schema.field("next_comm").type)
-    assert len(raw.column("next_comm").chunk(0).dictionary) == 50
-    df = open_capture(p).table("sched_switch")
+        raw_mig = pa.ipc.open_stream(t.extractfile("sched_migrate_task.arrows").read()).read_all()
+    assert "next_comm" not in raw.schema.names and "prev_comm" not in raw.schema.names
+    assert pa.types.is_dictionary(raw_mig.schema.field("comm").type)
+    assert len(raw_mig.column("comm").chunk(0).dictionary) == 50
+    cap = open_capture(p)
+    df = cap.table("sched_switch")
     assert df["next_comm"].dtype == pl_string() and df["next_comm"].to_list() == [f"t{11 + i}" for i in range(50)]
+    assert cap.table("sched_migrate_task")["comm"].to_list() == [f"t{11 + i}" for i in range(50)]
 
 
-def test_a_format_1_capture_with_string_names_reads_the_same(tmp_path):
-    """Captures recorded before format 2 (names as plain strings) still open,
-    table for table equal to the same events stored as format 2."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_captures_of_earlier_formats_read_the_same(tmp_path, version):
+    """Captures recorded before format 3 (names in every table: as plain
+    strings in format 1, dictionary-encoded in 2) still open, table for table
+    equal to the same events stored as format 3."""
     import pyarrow as pa
 
     from latencyscope.schemas import kind
     from latencyscope.schemas.codegen import arrow_schema
 
-    d2 = write(str(tmp_path / "b.lscope"), rows(), finish=False)
-    d1 = tmp_path / "a.lscope.partial"
-    d1.mkdir()
-    m = json.load(open(os.path.join(d2, "manifest.json")))
-    m["format_version"] = 1
-    json.dump(m, open(d1 / "manifest.json", "w"))
-    for fn in os.listdir(d2):
+    tables = {**rows(), "sched_wakeup": [wakeup(i * MS + 1, 11 + i, i % 2) for i in range(50)]}
+    d3 = write(str(tmp_path / "b.lscope"), tables, finish=False)
+    new = open_capture(d3)
+    old_dir = tmp_path / "a.lscope.partial"
+    old_dir.mkdir()
+    m = json.load(open(os.path.join(d3, "manifest.json")))
+    m["format_version"], m["tasks"] = version, []  # the names are in the tables
+    json.dump(m, open(old_dir / "manifest.json", "w"))
+    for fn in os.listdir(d3):
         if fn.endswith(".arrows"):
-            src = pa.ipc.open_stream(pa.OSFile(os.path.join(d2, fn))).read_all()
-            plain = arrow_schema(kind(fn[:-len(".arrows")]))
-            with pa.ipc.new_stream(str(d1 / fn), plain) as w:
-                w.write_table(src.cast(plain))
-    new, old = open_capture(d2), open_capture(str(d1))
-    assert old.manifest["format_version"] == 1
+            k = kind(fn[:-len(".arrows")])
+            schema = arrow_schema(k, stored=version == 2, names_stored=True)
+            whole = new.arrow[k.name].select(schema.names)
+            with pa.ipc.new_stream(str(old_dir / fn), schema) as w:
+                w.write_table(whole.cast(schema))
+    old = open_capture(str(old_dir))
+    assert old.manifest["format_version"] == version
     for name in ("sched_switch", "sched_wakeup"):
         assert old.table(name).equals(new.table(name)), name
     assert old.table("sched_switch")["prev_comm"].to_list()[:2] == ["t10", "t11"]
+    assert old.table("sched_wakeup")["comm"].to_list()[:2] == ["t11", "t12"]
 
 
 def pl_string():

@@ -19,8 +19,8 @@ from latencyscope.schemas.codegen import (RINGBUF_BUSY_BIT, STAGE_RECORDS, entry
 def _slots(k, n, first_ts):
     s = np.zeros(n, dtype=slot_dtype(k))
     s["ts_ns"] = np.arange(first_ts, first_ts + n)
-    s["next_comm"] = b"worker"
-    s["prev_comm"] = b"swapper/1"
+    s["next_pid"] = 4321
+    s["prev_tgid"] = 1234
     return s
 
 
@@ -39,8 +39,8 @@ def test_slots_written_through_the_buffer_read_back_in_order(tmp_path):
     with tarfile.open(path) as tar:
         t = pa.ipc.open_stream(tar.extractfile("sched_switch.arrows").read()).read_all()
     assert t.column("ts_ns").to_pylist() == list(range(180))
-    assert set(t.column("next_comm").to_pylist()) == {"worker"}
-    assert set(t.column("prev_comm").to_pylist()) == {"swapper/1"}
+    assert set(t.column("next_pid").to_pylist()) == {4321}
+    assert set(t.column("prev_tgid").to_pylist()) == {1234}
 
 
 

@@ -1,0 +1,122 @@
+"""Task names for the records that do not carry them (capture format 3).
+
+sched_switch and sched_wakeup fire on every context switch; since format 3
+their records carry pids only (``EventKind.names`` in schemas/).  A task's
+name is known from the capture's other records instead, each with the time
+it took effect:
+
+- the task snapshot in the manifest (every thread alive when recording began);
+- ``sched_wakeup_new``: a new task, named after its parent;
+- ``task_rename``: exec, prctl(PR_SET_NAME), writes to /proc/PID/comm -- with
+  the name before, so a task first seen renamed is named before it too;
+- ``sched_migrate_task``, which still records the name.
+
+The name of pid P at time T is that of P's last entry at or before T, else
+the name before its first entry; pid 0 is the idle task ``swapper/CPU``; a
+pid never named reads ``?``.  Lookups are vectorized: one gather for the
+pids with a single name (nearly all), a sorted search for the others.
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+UNKNOWN = "?"
+BEFORE_ALL = -1   # the snapshot's time: before every event
+
+_TIMELINE = {"pid": pl.Int64, "ts": pl.Int64, "comm": pl.String, "before": pl.String}
+_KEY = np.dtype([("pid", "<i8"), ("ts", "<i8")])
+
+
+class Names:
+    """pid and time -> task name, over one capture's name records."""
+
+    def __init__(self, timeline: pl.DataFrame, ncpus: int):
+        """TIMELINE: pid, ts, comm (from ts on), before (until ts); any order."""
+        tl = (timeline.select([pl.col(c).cast(t) for c, t in _TIMELINE.items()])
+              .filter(pl.col("pid") > 0)
+              .with_columns(pl.col("before").fill_null(pl.col("comm")))
+              .sort("pid", "ts", maintain_order=True))
+        # An entry that repeats the name its pid already had says nothing.
+        same = ((pl.col("pid") == pl.col("pid").shift(1)) & (pl.col("comm") == pl.col("comm").shift(1))
+                & (pl.col("before") == pl.col("comm")))
+        tl = tl.filter(~same.fill_null(False))
+        swappers = [f"swapper/{c}" for c in range(max(1, ncpus))]
+        words = sorted(set(tl["comm"].to_list()) | set(tl["before"].to_list()) | {UNKNOWN} | set(swappers))
+        enum = pl.Enum(words)
+        codes = tl.select(comm=pl.col("comm").cast(enum).to_physical().cast(pl.Int32),
+                          before=pl.col("before").cast(enum).to_physical().cast(pl.Int32))
+        self.dictionary = pa.array(words, pa.string())
+        self.unknown = words.index(UNKNOWN)
+        self._swap = np.array([words.index(s) for s in swappers], dtype=np.int32)
+        self._pid = tl["pid"].to_numpy()
+        self._ts = tl["ts"].to_numpy()
+        self._comm = codes["comm"].to_numpy()
+        self._before = codes["before"].to_numpy()
+        self._key = np.empty(len(self._pid), dtype=_KEY)
+        self._key["pid"], self._key["ts"] = self._pid, self._ts
+        # pid -> its code when it has a single name all along, -2 when it has several.
+        top = int(self._pid.max()) + 1 if len(self._pid) else 1
+        self._single = np.full(top, -1, dtype=np.int32)
+        if len(self._pid):
+            first = np.r_[True, self._pid[1:] != self._pid[:-1]]
+            starts = np.flatnonzero(first)
+            counts = np.diff(np.r_[starts, len(self._pid)])
+            one = (counts == 1) & (self._comm[starts] == self._before[starts])
+            self._single[self._pid[starts[one]]] = self._comm[starts[one]]
+            self._single[self._pid[starts[~one]]] = -2
+
+    def codes(self, pid: np.ndarray, ts: np.ndarray, cpu: np.ndarray) -> np.ndarray:
+        """Indices into ``dictionary``: the name of each PID at TS (on CPU, for pid 0)."""
+        pid = np.asarray(pid).astype(np.int64, copy=False)
+        inside = (pid >= 0) & (pid < len(self._single))
+        out = self._single[np.where(inside, pid, 0)]
+        out[~inside] = -1
+        several = np.flatnonzero(out == -2)
+        if len(several):
+            out[several] = self._search(pid[several], np.asarray(ts)[several].astype(np.int64))
+        idle = pid == 0
+        if idle.any():
+            c = np.asarray(cpu)[idle].astype(np.int64)
+            out[idle] = np.where(c < len(self._swap), self._swap[np.minimum(c, len(self._swap) - 1)],
+                                 self.unknown)
+        out[out < 0] = self.unknown
+        return out
+
+    def _search(self, pid: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        q = np.empty(len(pid), dtype=_KEY)
+        q["pid"], q["ts"] = pid, ts
+        i = np.searchsorted(self._key, q, side="right") - 1
+        out = np.full(len(pid), -1, dtype=np.int32)
+        at = (i >= 0) & (self._pid[np.maximum(i, 0)] == pid)
+        out[at] = self._comm[i[at]]
+        j = i + 1
+        nxt = ~at & (j < len(self._pid))
+        nxt[nxt] = self._pid[j[nxt]] == pid[nxt]
+        out[nxt] = self._before[j[nxt]]
+        return out
+
+    def column(self, pid, ts, cpu, plain: bool = True) -> pa.Array:
+        """The names as an Arrow column: strings (PLAIN) or dictionary-encoded."""
+        arr = pa.DictionaryArray.from_arrays(pa.array(self.codes(pid, ts, cpu), pa.int32()), self.dictionary)
+        return arr.cast(pa.string()) if plain else arr
+
+
+def timeline(tasks: pl.DataFrame, frames: List[Optional[pl.DataFrame]]) -> pl.DataFrame:
+    """The name records of a capture as one table (pid, ts, comm, before).
+    TASKS: the manifest's snapshot (tid, comm); FRAMES: tables with pid,
+    ts_ns, comm and, for renames, oldcomm."""
+    parts = [tasks.select(pid=pl.col("tid"), ts=pl.lit(BEFORE_ALL), comm=pl.col("comm"),
+                          before=pl.lit(None, pl.String))]
+    for df in frames:
+        if df is None or not df.height:
+            continue
+        parts.append(df.select(pid=pl.col("pid"), ts=pl.col("ts_ns").cast(pl.Int64),
+                               comm=pl.col("comm").cast(pl.String),
+                               before=(pl.col("oldcomm").cast(pl.String) if "oldcomm" in df.columns
+                                       else pl.lit(None, pl.String))))
+    return pl.concat([p.select([pl.col(c).cast(t) for c, t in _TIMELINE.items()]) for p in parts],
+                     how="vertical")
