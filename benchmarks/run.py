@@ -52,8 +52,9 @@ REPO = HERE.parent
 BIN = REPO / ".venv" / "bin" if (REPO / ".venv" / "bin").is_dir() else Path(sys.executable).parent
 SYS_PYTHON = "/usr/bin/python3"  # BCC's binding is a distro package
 TRACEFS = Path("/sys/kernel/tracing")
-ISOLATION_TPS = ["sched:sched_switch", "sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_migrate_task"]
-# Everything latencyscope-record --modules isolation attaches: the four (switch
+ISOLATION_TPS = ["sched:sched_switch", "sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_migrate_task",
+                 "task:task_rename"]
+# Everything latencyscope-record --modules isolation attaches: the five (switch
 # and wakeups as tp_btf programs when the kernel has BTF, record/btf.py), plus
 # the timer interrupt that flushes staged records of quiet CPUs (bpf/isolation.c).
 HAVE_BTF = Path("/sys/kernel/btf/vmlinux").is_file()

@@ -37,7 +37,7 @@
 #define LS_KIND_KFREE_SKB 31
 
 /* Staged kinds: chunks of LS_STAGE_RECORDS records per ring entry. */
-#define LS_STAGE_RECORDS 32
+#define LS_STAGE_RECORDS 64
 #define LS_STAGE_AGE_NS 1000000ULL
 
 /* sched:sched_switch: A CPU switched from prev to next. */

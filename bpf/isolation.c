@@ -145,21 +145,24 @@ static __always_inline int ls_on_wakeup_new(int pid, int target_cpu, int prio, c
  * TASK_REPORT_IDLE 0x80, an rtlock wait as TASK_UNINTERRUPTIBLE), 0 =
  * runnable.  Constants of include/linux/sched.h, unchanged since 5.15; the
  * kernel test checks them against the task's own context-switch counters. */
-static __always_inline s64 ls_switch_state(u64 preempt, u32 state, u32 exit_state)
+static __always_inline s64 ls_switch_state(u64 preempt, u32 state, const char *prev)
 {
     if (preempt)
         return 0x100;
-    u32 s = (state | exit_state) & 0x7f;
+    u32 s = state;
+    /* exit_state (another cache line of the task) is read for TASK_DEAD
+     * only: the last switch of an exiting task, the one it shows in. */
+    if (state & 0x80)
+        s |= LS_TASK(prev, LS_TASK_EXIT_STATE, u32);
+    s &= 0x7f;
     if ((state & 0x402) == 0x402)
         s = 0x80;
     if (state & 0x1000)
         s = 0x2;
-    u32 top = 0;
-#pragma unroll
-    for (int i = 7; i >= 0; i--)
-        if (!top && (s & (1u << i)))
-            top = 1u << i;
-    return top;
+    s |= s >> 1;  /* the highest bit of s (< 0x100), without branches */
+    s |= s >> 2;
+    s |= s >> 4;
+    return s - (s >> 1);
 }
 
 /* tp_btf/sched_switch(bool preempt, prev, next, unsigned int prev_state) */
@@ -167,7 +170,7 @@ int ls_btf_sched_switch(u64 *ctx)
 {
     const char *prev = (const char *)ctx[1];
     const char *next = (const char *)ctx[2];
-    return ls_on_switch(ls_switch_state(ctx[0], (u32)ctx[3], LS_TASK(prev, LS_TASK_EXIT_STATE, u32)),
+    return ls_on_switch(ls_switch_state(ctx[0], (u32)ctx[3], prev),
                         LS_TASK(prev, LS_TASK_PID, s32), LS_TASK(prev, LS_TASK_TGID, u32),
                         LS_TASK(prev, LS_TASK_PRIO, s32), LS_TASK(next, LS_TASK_PID, s32),
                         LS_TASK(next, LS_TASK_PRIO, s32));

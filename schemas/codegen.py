@@ -23,7 +23,7 @@ RINGBUF_BUSY_BIT = 1 << 31
 RINGBUF_DISCARD_BIT = 1 << 30
 # A staged kind's ring entry (a chunk): ring header, then a u32 count of the
 # records that are valid, a u32 kind id, then STAGE_RECORDS record slots.
-STAGE_RECORDS = 32
+STAGE_RECORDS = 64
 CHUNK_HDR_SIZE = 8
 # A staged record reaches its ring when its CPU's chunk is full, or at the
 # first event or timer interrupt on that CPU after it is this old.
