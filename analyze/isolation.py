@@ -71,7 +71,7 @@ CHUNK_ROWS_MIN = 125_000
 
 
 def slice_rows(sched_rows: int) -> int:
-    return max(CHUNK_ROWS_MIN, min(CHUNK_ROWS, sched_rows // 16))
+    return 166000  # TMP
 
 
 def worst_waits(waits: pl.DataFrame, n: int) -> pl.DataFrame:
@@ -260,7 +260,16 @@ def _checks(cap: Capture, d: dict, pol: dict, monitored) -> List[Check]:
 # Every figure equals the in-memory path's (tests/unit/test_isolation_chunked.py).
 
 _WAKEUPS = ("sched_wakeup", "sched_wakeup_new")
+_SW_NUMERIC = ["ts_ns", "cpu", "prev_pid", "prev_tgid", "prev_state", "next_pid"]
+_WAIT_SCHEMA = {"pid": pl.Int32, "cpu": pl.UInt32, "ready_ns": pl.UInt64, "run_ns": pl.UInt64,
+                "latency_ns": pl.Int64, "reason": pl.String}
+
+
 def _figures_sliced(cap: Capture, ctx: Context, rows: int):
+    """One pass over the slices for every figure but the causes (``_explain_sliced``).
+
+    Per slice, numpy on the decoded columns (bincounts over small thread ids,
+    no Polars query per slice); Polars joins what the slices summed."""
     monitored = list(ctx.monitored_cpus)
     targets = list(ctx.targets)
     notes: List[str] = []
@@ -268,41 +277,50 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     sw_src = cap.arrow.source("sched_switch")
     if sw_src.rows:
         end = max(end, int(sw_src.max_ts))
+    # Which waits count depends on the target threads, known once every slice
+    # was read (threads met on the way, or the monitored CPUs' main occupants):
+    # then each wait's pid and CPU are kept.  With neither, all waits count.
+    scoped = bool(targets or monitored)
 
-    # --- pass 1: switches (counts, on-CPU time), names of threads, migrations ---------
-    cols = {"sched_switch": ["ts_ns", "cpu", "prev_pid", "prev_tgid", "prev_state", "prev_comm", "next_pid"]
-            + (["next_comm"] if monitored else []),
+    cols = {"sched_switch": _SW_NUMERIC + ["prev_comm"] + (["next_comm"] if monitored else []),
             "sched_migrate_task": ["ts_ns", "pid", "orig_cpu", "dest_cpu"]}
     for name in _WAKEUPS:
-        cols[name] = ["ts_ns", "waker_pid", "waker_tgid"]
+        cols[name] = ["ts_ns", "pid", "waker_pid", "waker_tgid"]
+    ids = sched.ThreadIds()
+    rq = sched.SlicedWaits(ids)
     outs_p, intr_p, mig_p, tm_sw = [], [], [], []
     tm_wk = {n: [] for n in _WAKEUPS}
-    on_carry = None
+    on_carry: Optional[pl.DataFrame] = None
+    lat, cand, kept = [], [], []
     for sl in cap.chunks(cols, rows, categorical=True):  # names cast once aggregated
         sw = sl.get("sched_switch")
+        arr = None
         if sw is not None and sw.height:
-            tm_sw.append(sched.last_by_time(sw.rename({"prev_pid": "tid"}), "tid", ["prev_tgid", "prev_comm", "ts_ns"])
-                         .with_columns(pl.col("prev_comm").cast(pl.String)))
-            outs_p.append(sw.filter(pl.col("prev_pid") != 0).group_by("prev_pid", "cpu").agg(
-                n=pl.len(), invol=sched.runnable_expr().sum(),
-                comm=pl.col("prev_comm").sort_by("ts_ns").last(), last_ts=pl.col("ts_ns").max())
-                .with_columns(pl.col("comm").cast(pl.String)))
+            arr = {c: sw[c].to_numpy() for c in _SW_NUMERIC}
+            ts = arr["ts_ns"]
+            in_order = bool((ts[1:] >= ts[:-1]).all())
+            tm_sw.append(_latest_names(sw, arr, ids, in_order))
+            outs_p.append(_switch_outs(sw, arr, ids, in_order))
             if monitored:
-                cur = sw.select("ts_ns", "cpu", "next_pid", "next_comm")
-                if on_carry is not None:
-                    cur = pl.concat([on_carry, cur], how="vertical")
-                cur = cur.sort("cpu", "ts_ns", maintain_order=True).with_columns(
-                    end_ns=pl.col("ts_ns").shift(-1).over("cpu"))
-                on_carry = cur.filter(pl.col("end_ns").is_null()).drop("end_ns")
-                intr_p.append(_intr_part(cur.filter(pl.col("end_ns").is_not_null()), monitored))
+                part, on_carry = _intrusions(sw, arr, ids, on_carry, monitored)
+                intr_p += part
+        wakeups = []
         for name in _WAKEUPS:
             w = sl.get(name)
             if w is not None and w.height:
-                tm_wk[name].append(sched.last_by_time(w.rename({"waker_pid": "tid"}), "tid", ["waker_tgid", "ts_ns"]))
+                wts, wpid = w["ts_ns"].to_numpy(), w["pid"].to_numpy()
+                wakeups.append((wts, wpid))
+                tm_wk[name].append(_latest_waker(w, wts, ids))
         mig = sl.get("sched_migrate_task")
         if mig is not None and mig.height:
             mig_p.append(mig.group_by("pid", hit=pl.col("orig_cpu").is_in(monitored)
                                       | pl.col("dest_cpu").is_in(monitored)).agg(n=pl.len()))
+        waits = rq.feed(arr, wakeups)
+        if scoped:
+            kept.append(waits)
+        else:
+            lat.append(waits["latency_ns"])
+            cand.append(_worst_candidates(waits, ctx.top))
     if on_carry is not None and on_carry.height:
         intr_p.append(_intr_part(on_carry.with_columns(end_ns=pl.lit(end, pl.UInt64)), monitored))
 
@@ -346,24 +364,18 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     mig = mig.filter(pl.col("pid").is_in(tids)) if tids else (mig.filter(pl.col("hit")) if monitored else mig)
     migrations = int(mig["n"].sum() or 0)
 
-    # --- pass 2: runqueue waits --------------------------------------------------------
-    cols = {"sched_switch": ["ts_ns", "cpu", "prev_pid", "prev_state", "next_pid"]}
-    for name in _WAKEUPS:
-        cols[name] = ["ts_ns", "pid"]
-    lat, cand = [], []
-    carry = pl.DataFrame(schema=sched.WAIT_EVENT_SCHEMA)
-    for sl in cap.chunks(cols, rows):
-        sw = sl.get("sched_switch")
-        if sw is None:
-            sw = pl.DataFrame(schema={c: pl.UInt64 if c == "ts_ns" else pl.Int32 for c in cols["sched_switch"]})
-        frames = [carry.lazy()] + sched.wait_events(sw, [sl[n] for n in _WAKEUPS if n in sl], row_offset=None)
-        waits, carry = sched.waits_of_events(frames)
+    # --- runqueue waits of the threads in scope ---------------------------------------
+    for w in kept:
         if tids:
-            waits = waits.filter(pl.col("pid").is_in(tids))
+            m = np.isin(w["pid"], np.asarray(tids, dtype=np.int64))
         elif monitored:
-            waits = waits.filter(pl.col("cpu").is_in(monitored))
-        lat.append(waits["latency_ns"].to_numpy())
-        cand.append(worst_waits(waits, ctx.top))
+            m = np.isin(w["cpu"], np.asarray(monitored, dtype=np.int64))
+        else:
+            m = None
+        w = w if m is None else {k: v[m] for k, v in w.items()}
+        lat.append(w["latency_ns"])
+        cand.append(_worst_candidates(w, ctx.top))
+    kept.clear()
     samples = int(sum(len(a) for a in lat))
     all_lat = np.concatenate(lat) if lat else np.zeros(0, dtype=np.int64)
     lat.clear()
@@ -371,7 +383,7 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     del all_lat
     top_waits = worst_waits(pl.concat(cand), ctx.top) if cand else None
 
-    # --- pass 3: who held the CPU during the worst waits (and their names) -------------
+    # --- who held the CPU during the worst waits (and their names): one more pass ---------
     worst = []
     if top_waits is not None and top_waits.height:
         worst = _explain_sliced(cap, top_waits, end, rows)
@@ -407,6 +419,119 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     return data, notes
 
 
+def _worst_candidates(w, n: int) -> pl.DataFrame:
+    """The waits of W (``SlicedWaits.feed`` arrays) that may be among the N worst: those at
+    least as long as the N-th longest (ties included; ``worst_waits`` orders them)."""
+    lat = w["latency_ns"]
+    if len(lat) > n > 0:
+        sel = np.flatnonzero(lat >= np.partition(lat, len(lat) - n)[len(lat) - n])
+        w = {k: v[sel] for k, v in w.items()}
+    elif n <= 0:
+        w = {k: v[:0] for k, v in w.items()}
+    df = pl.DataFrame({k: w[k] for k in ("pid", "cpu", "ready_ns", "run_ns", "latency_ns")},
+                      schema={k: _WAIT_SCHEMA[k] for k in ("pid", "cpu", "ready_ns", "run_ns", "latency_ns")})
+    return df.with_columns(reason=pl.Series(np.where(w["preempted"], "preempted", "wakeup"), dtype=pl.String))
+
+
+def _latest_names(sw: pl.DataFrame, a, ids: sched.ThreadIds, in_order: bool) -> pl.DataFrame:
+    """Per thread switched out in the slice, its latest tgid and name (and when)."""
+    lid, tids = ids.local(a["prev_pid"])
+    last = sched.last_rows(lid, len(tids), a["ts_ns"], in_order)
+    return pl.DataFrame({"tid": pl.Series(a["prev_pid"][last], dtype=pl.Int32),
+                         "prev_tgid": pl.Series(a["prev_tgid"][last], dtype=pl.UInt32),
+                         "prev_comm": sw["prev_comm"].gather(last).cast(pl.String),
+                         "ts_ns": pl.Series(a["ts_ns"][last], dtype=pl.UInt64)})
+
+
+def _latest_waker(w: pl.DataFrame, ts: np.ndarray, ids: sched.ThreadIds) -> pl.DataFrame:
+    """Per waker in the slice, its latest tgid (and when)."""
+    waker = w["waker_pid"].to_numpy()
+    lid, tids = ids.local(waker)
+    last = sched.last_rows(lid, len(tids), ts, bool((ts[1:] >= ts[:-1]).all()))
+    return pl.DataFrame({"tid": pl.Series(waker[last], dtype=pl.Int32),
+                         "waker_tgid": w["waker_tgid"].gather(last),
+                         "ts_ns": pl.Series(ts[last], dtype=pl.UInt64)})
+
+
+def _switch_outs(sw: pl.DataFrame, a, ids: sched.ThreadIds, in_order: bool) -> pl.DataFrame:
+    """Per (thread switched out, CPU) of the slice: switches, involuntary ones,
+    the name at the latest one and its time."""
+    sel = np.flatnonzero(a["prev_pid"] != 0)
+    pid, cpu = a["prev_pid"][sel], a["cpu"][sel]
+    lid, tids = ids.local(pid)
+    g, ng = sched.group_ids((lid, len(tids)), sched.dense(cpu))
+    n = np.bincount(g, minlength=ng)
+    invol = np.bincount(g, weights=(a["prev_state"][sel] & sched.STATE_MASK) == 0, minlength=ng).astype(np.int64)
+    last = sched.last_rows(g, ng, a["ts_ns"][sel], in_order)
+    has = n > 0
+    last = last[has]
+    return pl.DataFrame({"prev_pid": pl.Series(pid[last], dtype=pl.Int32),
+                         "cpu": pl.Series(cpu[last], dtype=pl.UInt32),
+                         "n": pl.Series(n[has], dtype=pl.Int64), "invol": pl.Series(invol[has], dtype=pl.Int64),
+                         "comm": sw["prev_comm"].gather(sel[last]).cast(pl.String),
+                         "last_ts": pl.Series(a["ts_ns"][sel][last], dtype=pl.UInt64)})
+
+
+def _intrusions(sw: pl.DataFrame, a, ids: sched.ThreadIds, carry: Optional[pl.DataFrame], monitored):
+    """([intrusion parts], new carry) of one slice: switch-ins on monitored CPUs
+    whose end (the CPU's next switch) is known, summed per task; the carry is each
+    CPU's latest switch-in, whose end lies in a later slice."""
+    ts, cpu, nxt = a["ts_ns"], a["cpu"], a["next_pid"]
+    n = len(ts)
+    order = np.argsort(cpu.astype(np.uint16) if int(cpu.max()) < 65536 else cpu, kind="stable")
+    cs = cpu[order]
+    same = cs[1:] == cs[:-1]                      # each CPU's stored order is its time order
+    end_ns = np.zeros(n, dtype=np.uint64)
+    has_end = np.zeros(n, dtype=bool)
+    p = np.flatnonzero(same)
+    end_ns[order[p]] = ts[order[p + 1]]
+    has_end[order[p]] = True
+    first = order[np.flatnonzero(np.r_[True, ~same])]
+    last = order[np.flatnonzero(np.r_[~same, True])]
+    parts = []
+    if carry is not None and carry.height:
+        firsts = pl.DataFrame({"cpu": pl.Series(cpu[first], dtype=pl.UInt32),
+                               "end_ns": pl.Series(ts[first], dtype=pl.UInt64)})
+        ended = carry.join(firsts, on="cpu", how="inner")
+        if ended.height:
+            parts.append(_intr_part(ended, monitored))
+        carry = carry.join(firsts, on="cpu", how="anti")
+    new = pl.DataFrame({"ts_ns": pl.Series(ts[last], dtype=pl.UInt64), "cpu": pl.Series(cpu[last], dtype=pl.UInt32),
+                        "next_pid": pl.Series(nxt[last], dtype=pl.Int32),
+                        "next_comm": sw["next_comm"].gather(last).cast(pl.String)})
+    carry = new if carry is None or not carry.height else pl.concat([carry, new], how="vertical")
+    sel = np.flatnonzero(has_end & np.isin(cpu, np.asarray(monitored, dtype=np.int64)) & (nxt != 0))
+    if len(sel):
+        dur = end_ns[sel].astype(np.int64) - ts[sel].astype(np.int64)
+        lid, tids = ids.local(nxt[sel])
+        code = _name_codes(sw["next_comm"])[sel]
+        g, ng = sched.group_ids((lid, len(tids)), sched.dense(code), sched.dense(cpu[sel]))
+        count = np.bincount(g, minlength=ng)
+        total = np.zeros(ng, dtype=np.int64)
+        np.add.at(total, g, dur)
+        mx = np.full(ng, np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(mx, g, dur)
+        rep = np.full(ng, len(sel), dtype=np.int64)
+        np.minimum.at(rep, g, np.arange(len(sel)))
+        has = count > 0
+        rep = rep[has]
+        parts.append(pl.DataFrame({
+            "next_pid": pl.Series(nxt[sel][rep], dtype=pl.Int32),
+            "next_comm": sw["next_comm"].gather(sel[rep]).cast(pl.String),
+            "cpu": pl.Series(cpu[sel][rep], dtype=pl.UInt32),
+            "count": pl.Series(count[has], dtype=pl.get_index_type()),
+            "total_ns": pl.Series(total[has], dtype=pl.Int64), "max_ns": pl.Series(mx[has], dtype=pl.Int64)}))
+    return parts, carry
+
+
+def _name_codes(names: pl.Series) -> np.ndarray:
+    """Integers equal where the task names of NAMES are (Categorical codes; names come
+    as strings from captures that do not store them dictionary-encoded)."""
+    if names.dtype != pl.Categorical:
+        names = names.cast(pl.Categorical)
+    return names.to_physical().to_numpy()
+
+
 def _intr_part(done: pl.DataFrame, monitored) -> pl.DataFrame:
     """Switch-ins on monitored CPUs whose end is known: count, total and max on-CPU time per task."""
     return (done.filter(pl.col("cpu").is_in(monitored) & (pl.col("next_pid") != 0))
@@ -427,47 +552,65 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) 
     ws = list(top_waits.iter_rows(named=True))
     cpus = sorted({int(w["cpu"]) for w in ws})
     last_run = max(int(w["run_ns"]) for w in ws)
-    carry: List[Optional[pl.DataFrame]] = [None] * len(ws)
-    hits: List[List[pl.DataFrame]] = [[] for _ in ws]
+    # carry: the latest switch on the wait's CPU read so far, (ts_ns, next_pid, next_comm)
+    carry: List[Optional[tuple]] = [None] * len(ws)
+    hits: List[List[tuple]] = [[] for _ in ws]    # (pid, comm names, overlap_ns) pieces
     comms: List[Optional[str]] = [None] * len(ws)
     for sl in cap.chunks({"sched_switch": ["ts_ns", "cpu", "next_pid", "next_comm"]}, rows, categorical=True):
         sw = sl.get("sched_switch")
         if sw is None or not sw.height:
             continue
-        if int(sw["ts_ns"].min()) > last_run:
+        ts_all = sw["ts_ns"].to_numpy()
+        if int(ts_all.min()) > last_run:
             break
-        sw = sw.filter(pl.col("cpu").is_in(cpus) & (pl.col("ts_ns") <= last_run))
-        # Per CPU, its latest switch in the slice: all a wait that became ready
-        # after the slice needs from it (most slices, for the worst waits).
-        latest = {int(r["cpu"][0]): r for r in sw.group_by("cpu").tail(1).select(sw.columns).partition_by("cpu")}
-        newest = int(sw["ts_ns"].max()) if sw.height else -1
-        for i, w in enumerate(ws):
-            c, a, b = int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"])
-            if newest <= a:
-                if c in latest:
-                    carry[i] = latest[c]
+        cpu_all = sw["cpu"].to_numpy()
+        pid_all = sw["next_pid"].to_numpy()
+        code_all = None
+        upto = ts_all <= last_run
+        for c in cpus:
+            on = np.flatnonzero((cpu_all == c) & upto)     # each CPU's stored order is its time order
+            if not len(on):
                 continue
-            on = sw.filter((pl.col("cpu") == c) & (pl.col("ts_ns") <= b)).sort("ts_ns", maintain_order=True)
-            pre = on.filter(pl.col("ts_ns") <= a)
-            if pre.height:
-                carry[i] = pre.tail(1)
-            mid = on.filter(pl.col("ts_ns") > a)
-            if not mid.height:
-                continue
-            if comms[i] is None:
-                me = mid.filter((pl.col("ts_ns") == b) & (pl.col("next_pid") == w["pid"]))["next_comm"]
-                comms[i] = me[0] if me.len() else None
-            seq = pl.concat([carry[i], mid], how="vertical") if carry[i] is not None else mid
-            hits[i].append(_task_overlaps(seq.with_columns(end_ns=pl.col("ts_ns").shift(-1)).head(-1), c, a, b,
-                                          w["pid"]))
-            carry[i] = seq.tail(1)
+            ts_c = ts_all[on]
+            for i, w in enumerate(ws):
+                if int(w["cpu"]) != c:
+                    continue
+                a, b, me = int(w["ready_ns"]), int(w["run_ns"]), int(w["pid"])
+                ja = int(np.searchsorted(ts_c, np.uint64(a), side="right"))
+                jb = int(np.searchsorted(ts_c, np.uint64(b), side="right"))
+                if ja:
+                    r = int(on[ja - 1])
+                    carry[i] = (int(ts_all[r]), int(pid_all[r]), sw["next_comm"][r])
+                if jb <= ja:
+                    continue
+                mid = on[ja:jb]
+                if comms[i] is None:
+                    hit = np.flatnonzero((ts_all[mid] == b) & (pid_all[mid] == me))
+                    comms[i] = sw["next_comm"][int(mid[hit[0]])] if len(hit) else None
+                if carry[i] is not None:
+                    hits[i].append(_carry_overlap(carry[i], int(ts_all[mid[0]]), a, b, me))
+                if len(mid) > 1:
+                    if code_all is None:
+                        code_all = _name_codes(sw["next_comm"])
+                    hits[i].append(_slice_overlaps(sw, mid, ts_all, pid_all, code_all, a, b, me))
+                r = int(mid[-1])
+                carry[i] = (int(ts_all[r]), int(pid_all[r]), sw["next_comm"][r])
     worst = []
     for i, w in enumerate(ws):
         c, a, b = int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"])
         if carry[i] is not None:  # the last switch before the wait ended: on the CPU until then at least
-            hits[i].append(_task_overlaps(carry[i].with_columns(end_ns=pl.lit(end, pl.UInt64)), c, a, b, w["pid"]))
+            hits[i].append(_carry_overlap(carry[i], end, a, b, int(w["pid"])))
         others = causes.overlaps(causes.occupancy(cap, None, windows=[(c, a, b)]), c, a, b, exclude_pid=w["pid"])
-        why = causes.describe(pl.concat(hits[i] + [others], how="vertical"), c, a, b)
+        pieces = [h for h in hits[i] if h is not None]
+        if pieces:
+            task = (pl.DataFrame({"pid": pl.Series(np.concatenate([p for p, _, _ in pieces]), dtype=pl.Int32),
+                                  "label": pl.concat([n for _, n, _ in pieces]),
+                                  "overlap_ns": pl.Series(np.concatenate([o for _, _, o in pieces]), dtype=pl.Int64)})
+                    .group_by("label", "pid").agg(pl.col("overlap_ns").sum())
+                    .select(kind=pl.lit("task"), label=causes.task_label("label", "pid"), pid="pid",
+                            overlap_ns="overlap_ns"))
+            others = pl.concat([task, others], how="vertical")
+        why = causes.describe(others, c, a, b)
         worst.append({
             "ts_ns": b, "wall_time": cap.wall_time(w["run_ns"]),
             "latency_ns": int(w["latency_ns"]), "pid": int(w["pid"]), "comm": comms[i],
@@ -477,9 +620,29 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) 
     return worst
 
 
-def _task_overlaps(seg: pl.DataFrame, cpu: int, a: int, b: int, exclude_pid: int) -> pl.DataFrame:
-    """causes.overlaps of the on-CPU intervals [ts_ns, end_ns) in SEG (CPU's switches) within [a, b),
-    summed per occupant (a slice of a long wait has a row per switch)."""
-    return (causes.overlaps(causes.task_intervals(seg, labels=False), cpu, a, b, exclude_pid=exclude_pid)
-            .group_by("kind", "label", "pid").agg(pl.col("overlap_ns").sum())
-            .select("kind", causes.task_label("label", "pid").alias("label"), "pid", "overlap_ns"))
+def _carry_overlap(carry: tuple, end_ns: int, a: int, b: int, exclude_pid: int):
+    """The carried switch's on-CPU interval [its ts, END_NS) within [A, B): a one-row piece, or None."""
+    ts, pid, comm = carry
+    if pid == 0 or pid == exclude_pid or not (ts < b and end_ns > a):
+        return None
+    return (np.array([pid]), pl.Series([comm], dtype=pl.String), np.array([min(end_ns, b) - max(ts, a)]))
+
+
+def _slice_overlaps(sw: pl.DataFrame, mid: np.ndarray, ts, pid, code, a: int, b: int, exclude_pid: int):
+    """On-CPU intervals between consecutive switches MID (rows of one CPU) within [A, B),
+    summed per (pid, name): a piece, or None."""
+    start, stop = ts[mid[:-1]].astype(np.int64), ts[mid[1:]].astype(np.int64)
+    p = pid[mid[:-1]]
+    keep = np.flatnonzero((p != 0) & (p != exclude_pid) & (start < b) & (stop > a))
+    if not len(keep):
+        return None
+    ov = np.minimum(stop[keep], b) - np.maximum(start[keep], a)
+    rows = mid[:-1][keep]
+    lid, tids = sched.dense(p[keep].astype(np.int64) - int(p[keep].min()))
+    g, ng = sched.group_ids((lid, tids), sched.dense(code[rows]))
+    tot = np.zeros(ng, dtype=np.int64)
+    np.add.at(tot, g, ov)
+    rep = np.full(ng, len(keep), dtype=np.int64)
+    np.minimum.at(rep, g, np.arange(len(keep)))
+    has = rep < len(keep)
+    return (p[keep][rep[has]], sw["next_comm"].gather(rows[rep[has]]).cast(pl.String), tot[has])

@@ -5,12 +5,12 @@ All functions take and return Polars frames; none loops over events.
 from __future__ import annotations
 
 import re
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import polars as pl
 
-from latencyscope.analyze.capture import Capture
+from latencyscope.analyze.capture import PID_MAX_LIMIT, Capture
 
 # prev_state as the sched_switch tracepoint reports it (see its print fmt):
 # the low byte is the TASK_* report state (0 = R, runnable); bit 0x100
@@ -129,6 +129,27 @@ def wait_events(sw: pl.DataFrame, wakeups: List[pl.DataFrame], row_offset: Optio
     return frames
 
 
+def _order_by_ids_ts_k(ids: np.ndarray, n_ids: int, ts: np.ndarray, k: np.ndarray):
+    """(order, ids in that order): rows by (ids, ts, k), stored order among equals;
+    IDS in 0..n_ids-1.
+
+    Two stable sorts: by time (each kind of event comes in time order, so
+    timsort only merges a few runs), then by id (a radix sort when the ids fit
+    16 bits): half the time of one sort by a packed 64-bit key.
+    """
+    t0 = ts.min()
+    if int(ts.max() - t0) >= 1 << 61:
+        order = np.lexsort((k, ts, ids))
+        return order, ids[order]
+    tk = (ts - t0) << np.uint64(2)
+    tk |= k.astype(np.uint64)
+    o1 = np.argsort(tk, kind="stable")
+    del tk
+    by = ids.astype(np.uint16 if n_ids <= 1 << 16 else np.int64)[o1]
+    o2 = np.argsort(by, kind="stable")
+    return o1[o2], by[o2]
+
+
 def _order_by_pid_ts_k(pid: np.ndarray, ts: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Row order by (pid, ts, k).
 
@@ -234,6 +255,205 @@ def waits_of_events(frames: List[pl.LazyFrame]):
         "done": pl.Series(np.repeat([True, False, False], [closed.sum(), o_c.sum(), r_c.sum()])),
     })
     return waits, carry
+
+
+class ThreadIds:
+    """Small dense ids for thread ids, so that per-thread figures of a slice
+    are numpy bincounts and sorts run over small integers.
+
+    A table indexed by tid (up to the kernel's pid_max ceiling: 16 MiB of
+    address space, of which only the pages of the tids met become resident)
+    numbers the tids in the order they are met; ``local`` then renumbers the
+    ones of one call 0..k-1.  Values outside [0, PID_MAX_LIMIT] (damaged
+    fields, -1 sentinels) go through np.unique for that call instead.
+    """
+
+    def __init__(self):
+        self._tbl = np.zeros(PID_MAX_LIMIT + 1, dtype=np.int32)   # global id + 1; 0 = not met yet
+        self._tids = np.zeros(0, dtype=np.int64)
+        self._n = 0
+
+    def local(self, tid: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(ids, tids): ids 0..k-1 with tids[ids] == TID (ids of equal tids are equal)."""
+        if not len(tid):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        if int(tid.min()) < 0 or int(tid.max()) > PID_MAX_LIMIT:
+            u, inv = np.unique(tid, return_inverse=True)
+            return inv.reshape(-1), u.astype(np.int64)
+        g = self._tbl[tid]
+        new = g == 0
+        if new.any():
+            u = np.unique(tid[new])
+            self._tbl[u] = np.arange(self._n + 1, self._n + 1 + len(u), dtype=np.int32)
+            self._tids = np.concatenate([self._tids, u.astype(np.int64)])
+            self._n += len(u)
+            g = self._tbl[tid]
+        g = g.astype(np.int64) - 1
+        present = np.zeros(self._n, dtype=bool)
+        present[g] = True
+        remap = np.cumsum(present) - 1
+        return remap[g], self._tids[present]
+
+
+def dense(x: np.ndarray) -> Tuple[np.ndarray, int]:
+    """(ids, k): ids 0..k-1 of the non-negative ints X, in value order."""
+    if not len(x):
+        return np.zeros(0, dtype=np.int64), 0
+    m = int(x.max()) + 1
+    if m <= 4 * len(x) + 65536:
+        present = np.zeros(m, dtype=bool)
+        present[x] = True
+        remap = np.cumsum(present) - 1
+        return remap[x], int(remap[-1]) + 1
+    u, inv = np.unique(x, return_inverse=True)
+    return inv.reshape(-1), len(u)
+
+
+def group_ids(*ids: Tuple[np.ndarray, int]) -> Tuple[np.ndarray, int]:
+    """(group id per row, number of groups) of rows keyed by several dense ids ((ids, k) pairs)."""
+    g, n = ids[0]
+    for x, k in ids[1:]:
+        g = g * k + x
+        n = n * k
+        if n > 4 * len(g) + 65536:
+            g, n = dense(g)
+    return dense(g) if n > 2 * len(g) + 65536 else (g, n)
+
+
+def last_rows(g: np.ndarray, n: int, ts: np.ndarray, ts_sorted: bool) -> np.ndarray:
+    """Per group 0..n-1 of G, the row of its latest event (the last stored among equal
+    times; -1 for groups without rows).  TS_SORTED: TS is non-decreasing."""
+    last = np.full(n, -1, dtype=np.int64)
+    if ts_sorted:
+        np.maximum.at(last, g, np.arange(len(g)))
+        return last
+    order = np.argsort(ts, kind="stable")
+    np.maximum.at(last, g[order], np.arange(len(g)))
+    return np.where(last >= 0, order[np.maximum(last, 0)], -1)
+
+
+class SlicedWaits:
+    """``waits_of_events`` over consecutive time slices, in numpy: each
+    ``feed`` gives the waits that ended in the slice, and keeps, per thread,
+    what the next slice needs (the same carry as ``waits_of_events``)."""
+
+    def __init__(self, ids: Optional[ThreadIds] = None):
+        self.ids = ids or ThreadIds()
+        self.carry = {"pid": np.zeros(0, dtype=np.int32), "ts": np.zeros(0, dtype=np.uint64),
+                      "k": np.zeros(0, dtype=np.int8), "runnable": np.zeros(0, dtype=bool),
+                      "done": np.zeros(0, dtype=bool)}
+
+    def feed(self, sw: Optional[Dict[str, np.ndarray]], wakeups: Sequence[Tuple[np.ndarray, np.ndarray]]
+             ) -> Dict[str, np.ndarray]:
+        """SW: ts_ns, cpu, prev_pid, prev_state, next_pid arrays of the slice's
+        switches (or None); WAKEUPS: (ts_ns, pid) arrays.  Returns the waits:
+        pid, cpu, ready_ns, run_ns, latency_ns, preempted."""
+        c = self.carry
+        pids, tss, ks, runs, cpus = [c["pid"]], [c["ts"]], [c["k"]], [c["runnable"]], []
+        n_in = 0
+        if sw is not None and len(sw["ts_ns"]):
+            out = sw["prev_pid"] != 0
+            inn = sw["next_pid"] != 0
+            pids.append(sw["prev_pid"][out])
+            tss.append(sw["ts_ns"][out])
+            ks.append(np.zeros(len(pids[-1]), dtype=np.int8))
+            runs.append((sw["prev_state"][out] & STATE_MASK) == 0)
+        for wts, wpid in wakeups:
+            pids.append(wpid)
+            tss.append(wts)
+            ks.append(np.ones(len(wpid), dtype=np.int8))
+            runs.append(np.zeros(len(wpid), dtype=bool))
+        if sw is not None and len(sw["ts_ns"]):
+            pids.append(sw["next_pid"][inn])
+            tss.append(sw["ts_ns"][inn])
+            ks.append(np.full(len(pids[-1]), 2, dtype=np.int8))
+            runs.append(np.zeros(len(pids[-1]), dtype=bool))
+            cpus.append(sw["cpu"][inn])
+            n_in = len(pids[-1])
+        pid = np.concatenate([p.astype(np.int32, copy=False) for p in pids])
+        n = len(pid)
+        if n == 0:
+            return _no_waits()
+        ts = np.concatenate([t.astype(np.uint64, copy=False) for t in tss])
+        k = np.concatenate(ks)
+        runnable = np.concatenate(runs)
+        done = np.zeros(n, dtype=bool)
+        done[:len(c["done"])] = c["done"]
+        cpu = np.zeros(n, dtype=np.uint32)
+        if n_in:
+            cpu[n - n_in:] = cpus[0]
+        ids, tids = self.ids.local(pid)
+        order, ids = _order_by_ids_ts_k(ids, len(tids), ts, k)
+        k = k[order]
+        start = k == 0
+        start[0] = True
+        start[1:] |= ids[1:] != ids[:-1]
+        seg = np.cumsum(start, dtype=np.int64) - 1
+        starts = np.flatnonzero(start)
+        nseg = len(starts)
+        seg_pid = tids[ids[starts]]
+        has_o = k[starts] == 0
+        o_row = order[starts]
+        o_ts = ts[o_row]
+        o_run = has_o & runnable[o_row]
+        # the first switch-in of each wait (events after it start nothing)
+        s_pos = np.flatnonzero(k == 2)
+        s_seg = seg[s_pos]
+        first = np.empty(len(s_pos), dtype=bool)
+        first[:1] = True
+        first[1:] = s_seg[1:] != s_seg[:-1]
+        s_pos, s_seg = s_pos[first], s_seg[first]
+        has_s = np.zeros(nseg, dtype=bool)
+        has_s[s_seg] = True
+        s_at = np.full(nseg, len(k), dtype=np.int64)
+        s_at[s_seg] = s_pos
+        s_row = order[s_pos]
+        run = np.zeros(nseg, dtype=np.uint64)
+        run[s_seg] = ts[s_row]
+        seg_done = np.zeros(nseg, dtype=bool)
+        seg_done[s_seg] = done[s_row]
+        # the earliest wakeup of each wait, before its first switch-in
+        r_pos = np.flatnonzero(k == 1)
+        r_seg = seg[r_pos]
+        first = np.empty(len(r_pos), dtype=bool)
+        first[:1] = True
+        first[1:] = r_seg[1:] != r_seg[:-1]
+        r_pos, r_seg = r_pos[first], r_seg[first]
+        ok = r_pos < s_at[r_seg]
+        r_pos, r_seg = r_pos[ok], r_seg[ok]
+        has_r = np.zeros(nseg, dtype=bool)
+        has_r[r_seg] = True
+        r_ts = np.zeros(nseg, dtype=np.uint64)
+        r_ts[r_seg] = ts[order[r_pos]]
+
+        emit = has_s & ~seg_done & (o_run | has_r)
+        ready = np.where(o_run, o_ts, r_ts)[emit]
+        run_e = run[emit]
+        waits = {"pid": seg_pid[emit].astype(np.int32), "cpu": cpu[s_row[emit[s_seg]]], "ready_ns": ready,
+                 "run_ns": run_e, "latency_ns": run_e.astype(np.int64) - ready.astype(np.int64),
+                 "preempted": o_run[emit]}
+
+        last = np.ones(nseg, dtype=bool)
+        last[:-1] = ids[starts][1:] != ids[starts][:-1]
+        closed = last & has_s
+        opened = last & ~has_s
+        o_c = opened & has_o
+        r_c = opened & has_r
+        n_c, n_o, n_r = int(closed.sum()), int(o_c.sum()), int(r_c.sum())
+        self.carry = {
+            "pid": np.concatenate([seg_pid[closed], seg_pid[o_c], seg_pid[r_c]]).astype(np.int32),
+            "ts": np.concatenate([run[closed], o_ts[o_c], r_ts[r_c]]),
+            "k": np.repeat(np.array([2, 0, 1], dtype=np.int8), [n_c, n_o, n_r]),
+            "runnable": np.concatenate([np.zeros(n_c, dtype=bool), o_run[o_c], np.zeros(n_r, dtype=bool)]),
+            "done": np.repeat(np.array([True, False, False]), [n_c, n_o, n_r]),
+        }
+        return waits
+
+
+def _no_waits() -> Dict[str, np.ndarray]:
+    return {"pid": np.zeros(0, dtype=np.int32), "cpu": np.zeros(0, dtype=np.uint32),
+            "ready_ns": np.zeros(0, dtype=np.uint64), "run_ns": np.zeros(0, dtype=np.uint64),
+            "latency_ns": np.zeros(0, dtype=np.int64), "preempted": np.zeros(0, dtype=bool)}
 
 
 def runqueue_waits(cap: Capture) -> Optional[pl.DataFrame]:
