@@ -14,7 +14,7 @@ it took effect:
 The name of pid P at time T is that of P's last entry at or before T, else
 the name before its first entry; pid 0 is the idle task ``swapper/CPU``; a
 pid never named reads ``?``.  Lookups are vectorized: one gather for the
-pids with a single name (nearly all), a sorted search for the others.
+pids with a single name (nearly all), one integer search for the others.
 """
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ UNKNOWN = "?"
 BEFORE_ALL = -1   # the snapshot's time: before every event
 
 _TIMELINE = {"pid": pl.Int64, "ts": pl.Int64, "comm": pl.String, "before": pl.String}
-_KEY = np.dtype([("pid", "<i8"), ("ts", "<i8")])
 
 
 class Names:
@@ -56,18 +55,24 @@ class Names:
         self._ts = tl["ts"].to_numpy()
         self._comm = codes["comm"].to_numpy()
         self._before = codes["before"].to_numpy()
-        self._key = np.empty(len(self._pid), dtype=_KEY)
-        self._key["pid"], self._key["ts"] = self._pid, self._ts
-        # pid -> its code when it has a single name all along, -2 when it has several.
+        # pid -> its code when it has a single name all along, else -2 - (its
+        # group: index among the pids with several names, in pid order).
         top = int(self._pid.max()) + 1 if len(self._pid) else 1
         self._single = np.full(top, -1, dtype=np.int32)
-        if len(self._pid):
-            first = np.r_[True, self._pid[1:] != self._pid[:-1]]
-            starts = np.flatnonzero(first)
-            counts = np.diff(np.r_[starts, len(self._pid)])
-            one = (counts == 1) & (self._comm[starts] == self._before[starts])
-            self._single[self._pid[starts[one]]] = self._comm[starts[one]]
-            self._single[self._pid[starts[~one]]] = -2
+        first = np.r_[True, self._pid[1:] != self._pid[:-1]] if len(self._pid) else np.zeros(0, bool)
+        starts = np.flatnonzero(first)
+        counts = np.diff(np.r_[starts, len(self._pid)])
+        one = (counts == 1) & (self._comm[starts] == self._before[starts])
+        self._single[self._pid[starts[one]]] = self._comm[starts[one]]
+        self._single[self._pid[starts[~one]]] = -2 - np.arange(int((~one).sum()), dtype=np.int32)
+        # Entries of those pids keyed (group, rank of ts among the timeline's
+        # times): one int64 search serves every query (sorted: pid, then ts).
+        many = np.repeat(~one, counts)
+        self._times = np.unique(self._ts)
+        self._stride = len(self._times) + 2
+        self._group = (-2 - self._single[self._pid[many]]).astype(np.int64)
+        self._mkey = self._group * self._stride + np.searchsorted(self._times, self._ts[many], side="right")
+        self._mcomm, self._mbefore = self._comm[many], self._before[many]
 
     def codes(self, pid: np.ndarray, ts: np.ndarray, cpu: np.ndarray) -> np.ndarray:
         """Indices into ``dictionary``: the name of each PID at TS (on CPU, for pid 0)."""
@@ -75,9 +80,9 @@ class Names:
         inside = (pid >= 0) & (pid < len(self._single))
         out = self._single[np.where(inside, pid, 0)]
         out[~inside] = -1
-        several = np.flatnonzero(out == -2)
+        several = np.flatnonzero(out <= -2)
         if len(several):
-            out[several] = self._search(pid[several], np.asarray(ts)[several].astype(np.int64))
+            out[several] = self._search(-2 - out[several].astype(np.int64), np.asarray(ts)[several])
         idle = pid == 0
         if idle.any():
             c = np.asarray(cpu)[idle].astype(np.int64)
@@ -86,17 +91,17 @@ class Names:
         out[out < 0] = self.unknown
         return out
 
-    def _search(self, pid: np.ndarray, ts: np.ndarray) -> np.ndarray:
-        q = np.empty(len(pid), dtype=_KEY)
-        q["pid"], q["ts"] = pid, ts
-        i = np.searchsorted(self._key, q, side="right") - 1
-        out = np.full(len(pid), -1, dtype=np.int32)
-        at = (i >= 0) & (self._pid[np.maximum(i, 0)] == pid)
-        out[at] = self._comm[i[at]]
+    def _search(self, group: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Names of the tasks of GROUP (pids with several names) at TS."""
+        key = group * self._stride + np.searchsorted(self._times, ts.astype(np.int64), side="right")
+        i = np.searchsorted(self._mkey, key, side="right") - 1
+        out = np.full(len(group), -1, dtype=np.int32)
+        at = (i >= 0) & (self._group[np.maximum(i, 0)] == group)
+        out[at] = self._mcomm[i[at]]
         j = i + 1
-        nxt = ~at & (j < len(self._pid))
-        nxt[nxt] = self._pid[j[nxt]] == pid[nxt]
-        out[nxt] = self._before[j[nxt]]
+        nxt = ~at & (j < len(self._mkey))
+        nxt[nxt] = self._group[j[nxt]] == group[nxt]
+        out[nxt] = self._mbefore[j[nxt]]
         return out
 
     def column(self, pid, ts, cpu, plain: bool = True) -> pa.Array:
