@@ -122,8 +122,8 @@ class _Source:
 
     def _with_names(self, b: pa.RecordBatch, derive: List[str], plain: bool) -> pa.RecordBatch:
         names = self.names()
-        pid_ts_cpu = [b.column(c).to_numpy() for c in ("ts_ns", "cpu")]
-        cols = [names.column(b.column(self.derived[c]).to_numpy(), *pid_ts_cpu, plain=plain) for c in derive]
+        ts_cpu = [b.column(c).to_numpy() for c in ("ts_ns", "cpu")]
+        cols = [names.column(b.column(self.derived[c]).to_numpy(), *ts_cpu, plain=plain) for c in derive]
         fields = [*b.schema, *(pa.field(c, col.type, nullable=False) for c, col in zip(derive, cols))]
         return pa.RecordBatch.from_arrays([*b.columns, *cols], schema=pa.schema(fields))
 
@@ -212,6 +212,12 @@ class _Tables(MutableMapping):
         self._src = sources
         self.names_of = None  # the Capture's name lookup, for sources that rebuild names
 
+    def bind_names(self, names_of) -> None:
+        """Give every source, now and later, the Capture's name lookup."""
+        self.names_of = names_of
+        for src in self._src.values():
+            src.names = names_of
+
     def source(self, name: str) -> Optional[_Source]:
         return self._src.get(name)
 
@@ -251,9 +257,7 @@ class Capture:
     def __post_init__(self):
         if not isinstance(self.arrow, _Tables):
             self.arrow = _Tables({n: _TableSource(n, t) for n, t in self.arrow.items()})
-        self.arrow.names_of = self.names
-        for n in self.arrow:
-            self.arrow.source(n).names = self.names
+        self.arrow.bind_names(self.names)
 
     def names(self):
         """The task-name lookup (analyze/names.py) over this capture's name records,

@@ -332,6 +332,16 @@ def last_rows(g: np.ndarray, n: int, ts: np.ndarray, ts_sorted: bool) -> np.ndar
     return np.where(last >= 0, order[np.maximum(last, 0)], -1)
 
 
+def _first_in_segment(pos: np.ndarray, seg: np.ndarray):
+    """Of positions POS (ascending) into rows whose segment is SEG (ascending),
+    the first in each segment: (positions, their segments)."""
+    sp = seg[pos]
+    first = np.empty(len(pos), dtype=bool)
+    first[:1] = True
+    first[1:] = sp[1:] != sp[:-1]
+    return pos[first], sp[first]
+
+
 class SlicedWaits:
     """``waits_of_events`` over consecutive time slices, in numpy: each
     ``feed`` gives the waits that ended in the slice, and keeps, per thread,
@@ -397,12 +407,7 @@ class SlicedWaits:
         o_ts = ts[o_row]
         o_run = has_o & runnable[o_row]
         # the first switch-in of each wait (events after it start nothing)
-        s_pos = np.flatnonzero(k == 2)
-        s_seg = seg[s_pos]
-        first = np.empty(len(s_pos), dtype=bool)
-        first[:1] = True
-        first[1:] = s_seg[1:] != s_seg[:-1]
-        s_pos, s_seg = s_pos[first], s_seg[first]
+        s_pos, s_seg = _first_in_segment(np.flatnonzero(k == 2), seg)
         has_s = np.zeros(nseg, dtype=bool)
         has_s[s_seg] = True
         s_at = np.full(nseg, len(k), dtype=np.int64)
@@ -413,12 +418,7 @@ class SlicedWaits:
         seg_done = np.zeros(nseg, dtype=bool)
         seg_done[s_seg] = done[s_row]
         # the earliest wakeup of each wait, before its first switch-in
-        r_pos = np.flatnonzero(k == 1)
-        r_seg = seg[r_pos]
-        first = np.empty(len(r_pos), dtype=bool)
-        first[:1] = True
-        first[1:] = r_seg[1:] != r_seg[:-1]
-        r_pos, r_seg = r_pos[first], r_seg[first]
+        r_pos, r_seg = _first_in_segment(np.flatnonzero(k == 1), seg)
         ok = r_pos < s_at[r_seg]
         r_pos, r_seg = r_pos[ok], r_seg[ok]
         has_r = np.zeros(nseg, dtype=bool)

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from latencyscope import FORMAT_VERSION
-from latencyscope.analyze.capture import Capture, _finish
+from latencyscope.analyze.capture import Capture, _finish, _plain_fields
 from latencyscope.record.writer import CaptureWriter
 from latencyscope.schemas import EVENT_KINDS, kind
 from latencyscope.schemas.codegen import arrow_schema, record_dtype
@@ -55,8 +55,7 @@ def table(name: str, rows: List[dict], names: bool = True) -> pa.Table:
     """Rows as the table a reader sees: with task-name columns of their own
     (NAMES, as format 2 stored them) or without the ones format 3 rebuilds."""
     k = kind(name)
-    stored = arrow_schema(k, stored=True)
-    stored = pa.schema([f.with_type(pa.string()) if pa.types.is_dictionary(f.type) else f for f in stored])
+    stored = pa.schema(_plain_fields(arrow_schema(k, stored=True)))
     b = to_record_batch(k, records(name, rows), stored)
     if names and k.names:
         cols = [pa.array([r.get(c, "") for r in rows], pa.string()) for c, _ in k.names]
