@@ -282,10 +282,12 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     # then each wait's pid and CPU are kept.  With neither, all waits count.
     scoped = bool(targets or monitored)
 
-    cols = {"sched_switch": _SW_NUMERIC + ["prev_comm"] + (["next_comm"] if monitored else []),
+    # Thread -> process (tgid) names the target threads: only needed when scoped.
+    sw_cols = _SW_NUMERIC if scoped else [c for c in _SW_NUMERIC if c != "prev_tgid"]
+    cols = {"sched_switch": sw_cols + ["prev_comm"] + (["next_comm"] if monitored else []),
             "sched_migrate_task": ["ts_ns", "pid", "orig_cpu", "dest_cpu"]}
     for name in _WAKEUPS:
-        cols[name] = ["ts_ns", "pid", "waker_pid", "waker_tgid"]
+        cols[name] = ["ts_ns", "pid"] + (["waker_pid", "waker_tgid"] if scoped else [])
     ids = sched.ThreadIds()
     rq = sched.SlicedWaits(ids)
     outs_p, intr_p, mig_p, tm_sw = [], [], [], []
@@ -296,10 +298,11 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
         sw = sl.get("sched_switch")
         arr = None
         if sw is not None and sw.height:
-            arr = {c: sw[c].to_numpy() for c in _SW_NUMERIC}
+            arr = {c: sw[c].to_numpy() for c in sw_cols}
             ts = arr["ts_ns"]
             in_order = bool((ts[1:] >= ts[:-1]).all())
-            tm_sw.append(_latest_names(sw, arr, ids, in_order))
+            if scoped:
+                tm_sw.append(_latest_names(sw, arr, ids, in_order))
             outs_p.append(_switch_outs(sw, arr, ids, in_order))
             if monitored:
                 part, on_carry = _intrusions(sw, arr, ids, on_carry, monitored)
@@ -310,7 +313,8 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
             if w is not None and w.height:
                 wts, wpid = w["ts_ns"].to_numpy(), w["pid"].to_numpy()
                 wakeups.append((wts, wpid))
-                tm_wk[name].append(_latest_waker(w, wts, ids))
+                if scoped:
+                    tm_wk[name].append(_latest_waker(w, wts, ids))
         mig = sl.get("sched_migrate_task")
         if mig is not None and mig.height:
             mig_p.append(mig.group_by("pid", hit=pl.col("orig_cpu").is_in(monitored)
@@ -386,7 +390,7 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     # --- who held the CPU during the worst waits (and their names): one more pass ---------
     worst = []
     if top_waits is not None and top_waits.height:
-        worst = _explain_sliced(cap, top_waits, end, rows)
+        worst = _explain_sliced(cap, top_waits, end, rows, ids)
 
     # --- intrusions and per-thread rows, names attached -------------------------------------
     intruders_df = pl.DataFrame()
@@ -541,7 +545,8 @@ def _intr_part(done: pl.DataFrame, monitored) -> pl.DataFrame:
             .with_columns(pl.col("next_comm").cast(pl.String)))
 
 
-def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) -> List[dict]:
+def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int,
+                    ids: Optional[sched.ThreadIds] = None) -> List[dict]:
     """The worst waits' causes and names from one more pass over the switches.
 
     Per wait, only sums are kept across slices: each occupant's time on the
@@ -556,6 +561,7 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) 
     carry: List[Optional[tuple]] = [None] * len(ws)
     hits: List[List[tuple]] = [[] for _ in ws]    # (pid, comm names, overlap_ns) pieces
     comms: List[Optional[str]] = [None] * len(ws)
+    ids = ids or sched.ThreadIds()
     for sl in cap.chunks({"sched_switch": ["ts_ns", "cpu", "next_pid", "next_comm"]}, rows, categorical=True):
         sw = sl.get("sched_switch")
         if sw is None or not sw.height:
@@ -565,13 +571,13 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) 
             break
         cpu_all = sw["cpu"].to_numpy()
         pid_all = sw["next_pid"].to_numpy()
-        code_all = None
         upto = ts_all <= last_run
         for c in cpus:
             on = np.flatnonzero((cpu_all == c) & upto)     # each CPU's stored order is its time order
             if not len(on):
                 continue
             ts_c = ts_all[on]
+            occ = None
             for i, w in enumerate(ws):
                 if int(w["cpu"]) != c:
                     continue
@@ -583,24 +589,27 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) 
                     carry[i] = (int(ts_all[r]), int(pid_all[r]), sw["next_comm"][r])
                 if jb <= ja:
                     continue
-                mid = on[ja:jb]
                 if comms[i] is None:
-                    hit = np.flatnonzero((ts_all[mid] == b) & (pid_all[mid] == me))
-                    comms[i] = sw["next_comm"][int(mid[hit[0]])] if len(hit) else None
+                    hit = np.flatnonzero((ts_c[ja:jb] == b) & (pid_all[on[ja:jb]] == me))
+                    comms[i] = sw["next_comm"][int(on[ja + hit[0]])] if len(hit) else None
                 if carry[i] is not None:
-                    hits[i].append(_carry_overlap(carry[i], int(ts_all[mid[0]]), a, b, me))
-                if len(mid) > 1:
-                    if code_all is None:
-                        code_all = _name_codes(sw["next_comm"])
-                    hits[i].append(_slice_overlaps(sw, mid, ts_all, pid_all, code_all, a, b, me))
-                r = int(mid[-1])
+                    hits[i].append(_carry_overlap(carry[i], int(ts_c[ja]), a, b, me))
+                # The intervals between these switches lie within (a, b]: whole, except those
+                # starting at b (the wait's own switch-in), which do not overlap it.
+                hi = min(jb - 1, int(np.searchsorted(ts_c, np.uint64(b), side="left")))
+                if hi > ja:
+                    if occ is None:
+                        occ = _cpu_occupants(sw, on, ts_c, pid_all[on], ids)
+                    hits[i].append(_range_overlaps(occ, ja, hi, me))
+                r = int(on[jb - 1])
                 carry[i] = (int(ts_all[r]), int(pid_all[r]), sw["next_comm"][r])
     worst = []
+    irqs = causes.occupancy(cap, None, windows=[(int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"])) for w in ws])
     for i, w in enumerate(ws):
         c, a, b = int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"])
         if carry[i] is not None:  # the last switch before the wait ended: on the CPU until then at least
             hits[i].append(_carry_overlap(carry[i], end, a, b, int(w["pid"])))
-        others = causes.overlaps(causes.occupancy(cap, None, windows=[(c, a, b)]), c, a, b, exclude_pid=w["pid"])
+        others = causes.overlaps(irqs, c, a, b, exclude_pid=w["pid"])
         pieces = [h for h in hits[i] if h is not None]
         if pieces:
             task = (pl.DataFrame({"pid": pl.Series(np.concatenate([p for p, _, _ in pieces]), dtype=pl.Int32),
@@ -628,21 +637,31 @@ def _carry_overlap(carry: tuple, end_ns: int, a: int, b: int, exclude_pid: int):
     return (np.array([pid]), pl.Series([comm], dtype=pl.String), np.array([min(end_ns, b) - max(ts, a)]))
 
 
-def _slice_overlaps(sw: pl.DataFrame, mid: np.ndarray, ts, pid, code, a: int, b: int, exclude_pid: int):
-    """On-CPU intervals between consecutive switches MID (rows of one CPU) within [A, B),
-    summed per (pid, name): a piece, or None."""
-    start, stop = ts[mid[:-1]].astype(np.int64), ts[mid[1:]].astype(np.int64)
-    p = pid[mid[:-1]]
-    keep = np.flatnonzero((p != 0) & (p != exclude_pid) & (start < b) & (stop > a))
-    if not len(keep):
+def _cpu_occupants(sw: pl.DataFrame, on: np.ndarray, ts: np.ndarray, pid: np.ndarray, ids: sched.ThreadIds):
+    """The on-CPU intervals between the switches ON (rows of one CPU, in time order) of a
+    slice, grouped by (pid, name): what ``_range_overlaps`` sums for each wait there."""
+    lid, tids = ids.local(pid)
+    g, ng = sched.group_ids((lid, len(tids)), sched.dense(_name_codes(sw["next_comm"])[on]))
+    rep = np.full(ng, len(on), dtype=np.int64)
+    np.minimum.at(rep, g, np.arange(len(on)))
+    has = rep < len(on)
+    return {"g": g[:-1], "dur": ts[1:].astype(np.int64) - ts[:-1].astype(np.int64), "ng": ng,
+            "pid": np.where(has, pid[np.minimum(rep, len(on) - 1)], 0), "rep": rep, "on": on, "sw": sw}
+
+
+def _range_overlaps(occ: dict, lo: int, hi: int, exclude_pid: int):
+    """Time held per (pid, name) by the intervals LO..HI-1 of OCC, all within the wait,
+    without idle and the waiting thread: a piece, or None."""
+    g = occ["g"][lo:hi]
+    cnt = np.bincount(g, minlength=occ["ng"])
+    dur = occ["dur"][lo:hi]
+    if int(occ["dur"][lo:hi].sum()) < 1 << 52:   # exact in float64
+        tot = np.bincount(g, weights=dur, minlength=occ["ng"]).astype(np.int64)
+    else:
+        tot = np.zeros(occ["ng"], dtype=np.int64)
+        np.add.at(tot, g, dur)
+    sel = np.flatnonzero((cnt > 0) & (occ["pid"] != 0) & (occ["pid"] != exclude_pid))
+    if not len(sel):
         return None
-    ov = np.minimum(stop[keep], b) - np.maximum(start[keep], a)
-    rows = mid[:-1][keep]
-    lid, tids = sched.dense(p[keep].astype(np.int64) - int(p[keep].min()))
-    g, ng = sched.group_ids((lid, tids), sched.dense(code[rows]))
-    tot = np.zeros(ng, dtype=np.int64)
-    np.add.at(tot, g, ov)
-    rep = np.full(ng, len(keep), dtype=np.int64)
-    np.minimum.at(rep, g, np.arange(len(keep)))
-    has = rep < len(keep)
-    return (p[keep][rep[has]], sw["next_comm"].gather(rows[rep[has]]).cast(pl.String), tot[has])
+    rows = occ["on"][occ["rep"][sel]]
+    return (occ["pid"][sel], occ["sw"]["next_comm"].gather(rows).cast(pl.String), tot[sel])
