@@ -9,7 +9,9 @@ Definitions (DESIGN.md):
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Deque, List, Optional
 
 import numpy as np
 
@@ -289,7 +291,12 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     for name in _WAKEUPS:
         cols[name] = ["ts_ns", "pid"] + (["waker_pid", "waker_tgid"] if scoped else [])
     ids = sched.ThreadIds()
-    rq = sched.SlicedWaits(ids)
+    # The waits (the biggest share of the work, numpy that releases the GIL)
+    # are computed by a second thread, a slice behind the reading and the
+    # counting, in order (each slice continues the previous one's carry).
+    rq = sched.SlicedWaits()
+    pool = ThreadPoolExecutor(1)
+    pending: Deque = deque()
     outs_p, intr_p, mig_p, tm_sw = [], [], [], []
     tm_wk = {n: [] for n in _WAKEUPS}
     on_carry: Optional[pl.DataFrame] = None
@@ -319,12 +326,12 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
         if mig is not None and mig.height:
             mig_p.append(mig.group_by("pid", hit=pl.col("orig_cpu").is_in(monitored)
                                       | pl.col("dest_cpu").is_in(monitored)).agg(n=pl.len()))
-        waits = rq.feed(arr, wakeups)
-        if scoped:
-            kept.append(waits)
-        else:
-            lat.append(waits["latency_ns"])
-            cand.append(_worst_candidates(waits, ctx.top))
+        pending.append(pool.submit(_slice_waits, rq, arr, wakeups, scoped, ctx.top))
+        while len(pending) > 2:     # at most two slices in flight: memory stays bounded
+            _take_waits(pending.popleft().result(), scoped, kept, lat, cand)
+    while pending:
+        _take_waits(pending.popleft().result(), scoped, kept, lat, cand)
+    pool.shutdown()
     if on_carry is not None and on_carry.height:
         intr_p.append(_intr_part(on_carry.with_columns(end_ns=pl.lit(end, pl.UInt64)), monitored))
 
@@ -421,6 +428,21 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     data = _figures(ctx, monitored, targets, inferred, tids, context_switches, involuntary, migrations,
                     samples, pct, intruders_df, user_intrusions, kthread_ns, worst, by_pid)
     return data, notes
+
+
+def _slice_waits(rq: sched.SlicedWaits, arr, wakeups, scoped: bool, top: int):
+    """The waits of one slice: all of them (SCOPED: filtered once the threads are known),
+    else their latencies and the candidates for the TOP worst."""
+    w = rq.feed(arr, wakeups)
+    return w if scoped else (w["latency_ns"], _worst_candidates(w, top))
+
+
+def _take_waits(res, scoped: bool, kept: list, lat: list, cand: list) -> None:
+    if scoped:
+        kept.append(res)
+    else:
+        lat.append(res[0])
+        cand.append(res[1])
 
 
 def _worst_candidates(w, n: int) -> pl.DataFrame:
