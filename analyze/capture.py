@@ -303,6 +303,11 @@ class Capture:
                     continue
                 if last:
                     out[n], bufs[n] = cur, []
+                elif s.sorted and not s.late_ns:
+                    # In time order: the slice is a prefix, cut without copying.
+                    k = int(cur["ts_ns"].search_sorted(bound, side="left"))
+                    out[n] = cur.head(k)
+                    bufs[n] = [cur.slice(k)] if k < cur.height else []
                 else:
                     inside = cur["ts_ns"] < bound
                     out[n] = cur.filter(inside)
