@@ -433,7 +433,7 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
 def _slice_waits(rq: sched.SlicedWaits, arr, wakeups, scoped: bool, top: int):
     """The waits of one slice: all of them (SCOPED: filtered once the threads are known),
     else their latencies and the candidates for the TOP worst."""
-    w = rq.feed(arr, wakeups)
+    w = rq.feed_parts(arr, wakeups)
     return w if scoped else (w["latency_ns"], _worst_candidates(w, top))
 
 
