@@ -68,6 +68,10 @@ WORST_ORDER, WORST_DESC = ["latency_ns", "run_ns", "pid"], [True, False, False]
 # path took 1.2 GiB and 1.8 s, slices of 170 k events 0.35 GiB and 1.3 s;
 # slices smaller still add per-slice overhead on 100 M-event captures.
 CHUNKED_ABOVE_ROWS = 1_000_000
+# Up to this many switches, the sliced pass keeps the columns the causes need
+# (~20 B each) instead of reading them a second time.
+EXPLAIN_KEEP_ROWS = 2_000_000
+_EXPLAIN_COLS = ["ts_ns", "cpu", "next_pid", "next_comm"]
 CHUNK_ROWS = 2_000_000
 CHUNK_ROWS_MIN = 125_000
 
@@ -286,7 +290,11 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
 
     # Thread -> process (tgid) names the target threads: only needed when scoped.
     sw_cols = _SW_NUMERIC if scoped else [c for c in _SW_NUMERIC if c != "prev_tgid"]
-    cols = {"sched_switch": sw_cols + ["prev_comm"] + (["next_comm"] if monitored else []),
+    # The causes need the switches again (ts_ns, cpu, next_pid, next_comm) once
+    # the worst waits are known: kept from this pass when small, else read again.
+    keep_sw = cap.rows("sched_switch") <= EXPLAIN_KEEP_ROWS
+    kept_sw: List[pl.DataFrame] = []
+    cols = {"sched_switch": sw_cols + ["prev_comm"] + (["next_comm"] if monitored or keep_sw else []),
             "sched_migrate_task": ["ts_ns", "pid", "orig_cpu", "dest_cpu"]}
     for name in _WAKEUPS:
         cols[name] = ["ts_ns", "pid"] + (["waker_pid", "waker_tgid"] if scoped else [])
@@ -304,6 +312,8 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     for sl in cap.chunks(cols, rows, categorical=True):  # names cast once aggregated
         sw = sl.get("sched_switch")
         arr = None
+        if keep_sw and sw is not None and sw.height:
+            kept_sw.append(sw.select(_EXPLAIN_COLS))
         if sw is not None and sw.height:
             arr = {c: sw[c].to_numpy() for c in sw_cols}
             ts = arr["ts_ns"]
@@ -397,7 +407,8 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     # --- who held the CPU during the worst waits (and their names): one more pass ---------
     worst = []
     if top_waits is not None and top_waits.height:
-        worst = _explain_sliced(cap, top_waits, end, rows, ids)
+        worst = _explain_sliced(cap, top_waits, end, rows, ids, kept_sw if keep_sw else None)
+    kept_sw.clear()
 
     # --- intrusions and per-thread rows, names attached -------------------------------------
     intruders_df = pl.DataFrame()
@@ -568,7 +579,7 @@ def _intr_part(done: pl.DataFrame, monitored) -> pl.DataFrame:
 
 
 def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int,
-                    ids: Optional[sched.ThreadIds] = None) -> List[dict]:
+                    ids: Optional[sched.ThreadIds] = None, slices: Optional[List[pl.DataFrame]] = None) -> List[dict]:
     """The worst waits' causes and names from one more pass over the switches.
 
     Per wait, only sums are kept across slices: each occupant's time on the
@@ -584,8 +595,9 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int,
     hits: List[List[tuple]] = [[] for _ in ws]    # (pid, comm names, overlap_ns) pieces
     comms: List[Optional[str]] = [None] * len(ws)
     ids = ids or sched.ThreadIds()
-    for sl in cap.chunks({"sched_switch": ["ts_ns", "cpu", "next_pid", "next_comm"]}, rows, categorical=True):
-        sw = sl.get("sched_switch")
+    if slices is None:
+        slices = (sl.get("sched_switch") for sl in cap.chunks({"sched_switch": _EXPLAIN_COLS}, rows, categorical=True))
+    for sw in slices:
         if sw is None or not sw.height:
             continue
         ts_all = sw["ts_ns"].to_numpy()
