@@ -337,7 +337,7 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
             mig_p.append(mig.group_by("pid", hit=pl.col("orig_cpu").is_in(monitored)
                                       | pl.col("dest_cpu").is_in(monitored)).agg(n=pl.len()))
         pending.append(pool.submit(_slice_waits, rq, arr, wakeups, scoped, ctx.top))
-        while len(pending) > 2:     # at most two slices in flight: memory stays bounded
+        while len(pending) > 1:     # one slice in flight: memory stays bounded
             _take_waits(pending.popleft().result(), scoped, kept, lat, cand)
     while pending:
         _take_waits(pending.popleft().result(), scoped, kept, lat, cand)
