@@ -472,8 +472,9 @@ def _worst_candidates(w, n: int) -> pl.DataFrame:
 
 def _latest_names(sw: pl.DataFrame, a, ids: sched.ThreadIds, in_order: bool) -> pl.DataFrame:
     """Per thread switched out in the slice, its latest tgid and name (and when)."""
-    lid, tids = ids.local(a["prev_pid"])
-    last = sched.last_rows(lid, len(tids), a["ts_ns"], in_order)
+    lid, k = sched.small_ids(a["prev_pid"], ids)
+    order, starts, _ = sched.group_runs(lid, k, None if in_order else a["ts_ns"])
+    last = order[np.r_[starts[1:], len(order)] - 1]
     return pl.DataFrame({"tid": pl.Series(a["prev_pid"][last], dtype=pl.Int32),
                          "prev_tgid": pl.Series(a["prev_tgid"][last], dtype=pl.UInt32),
                          "prev_comm": sw["prev_comm"].gather(last).cast(pl.String),
@@ -483,8 +484,9 @@ def _latest_names(sw: pl.DataFrame, a, ids: sched.ThreadIds, in_order: bool) -> 
 def _latest_waker(w: pl.DataFrame, ts: np.ndarray, ids: sched.ThreadIds) -> pl.DataFrame:
     """Per waker in the slice, its latest tgid (and when)."""
     waker = w["waker_pid"].to_numpy()
-    lid, tids = ids.local(waker)
-    last = sched.last_rows(lid, len(tids), ts, bool((ts[1:] >= ts[:-1]).all()))
+    lid, k = sched.small_ids(waker, ids)
+    order, starts, _ = sched.group_runs(lid, k, None if bool((ts[1:] >= ts[:-1]).all()) else ts)
+    last = order[np.r_[starts[1:], len(order)] - 1]
     return pl.DataFrame({"tid": pl.Series(waker[last], dtype=pl.Int32),
                          "waker_tgid": w["waker_tgid"].gather(last),
                          "ts_ns": pl.Series(ts[last], dtype=pl.UInt64)})
@@ -493,20 +495,21 @@ def _latest_waker(w: pl.DataFrame, ts: np.ndarray, ids: sched.ThreadIds) -> pl.D
 def _switch_outs(sw: pl.DataFrame, a, ids: sched.ThreadIds, in_order: bool) -> pl.DataFrame:
     """Per (thread switched out, CPU) of the slice: switches, involuntary ones,
     the name at the latest one and its time."""
-    sel = np.flatnonzero(a["prev_pid"] != 0)
-    pid, cpu = a["prev_pid"][sel], a["cpu"][sel]
-    lid, tids = ids.local(pid)
-    g, ng = sched.group_ids((lid, len(tids)), sched.dense(cpu))
-    n = np.bincount(g, minlength=ng)
-    invol = np.bincount(g, weights=(a["prev_state"][sel] & sched.STATE_MASK) == 0, minlength=ng).astype(np.int64)
-    last = sched.last_rows(g, ng, a["ts_ns"][sel], in_order)
-    has = n > 0
-    last = last[has]
+    pid, cpu, ts = a["prev_pid"], a["cpu"], a["ts_ns"]
+    lid, k = sched.small_ids(pid, ids)
+    g, ng = sched.group_ids((lid, k), sched.dense(cpu))
+    order, starts, _ = sched.group_runs(g, ng, None if in_order else ts)
+    ends = np.r_[starts[1:], len(order)]
+    last = order[ends - 1]
+    keep = pid[last] != 0                                  # idle is no thread
+    invol = np.add.reduceat(((a["prev_state"] & sched.STATE_MASK) == 0)[order].astype(np.int64), starts)
+    last = last[keep]
     return pl.DataFrame({"prev_pid": pl.Series(pid[last], dtype=pl.Int32),
                          "cpu": pl.Series(cpu[last], dtype=pl.UInt32),
-                         "n": pl.Series(n[has], dtype=pl.Int64), "invol": pl.Series(invol[has], dtype=pl.Int64),
-                         "comm": sw["prev_comm"].gather(sel[last]).cast(pl.String),
-                         "last_ts": pl.Series(a["ts_ns"][sel][last], dtype=pl.UInt64)})
+                         "n": pl.Series((ends - starts)[keep], dtype=pl.Int64),
+                         "invol": pl.Series(invol[keep], dtype=pl.Int64),
+                         "comm": sw["prev_comm"].gather(last).cast(pl.String),
+                         "last_ts": pl.Series(ts[last], dtype=pl.UInt64)})
 
 
 def _intrusions(sw: pl.DataFrame, a, ids: sched.ThreadIds, carry: Optional[pl.DataFrame], monitored):
@@ -590,6 +593,7 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int,
     ws = list(top_waits.iter_rows(named=True))
     cpus = sorted({int(w["cpu"]) for w in ws})
     last_run = max(int(w["run_ns"]) for w in ws)
+    first_ready = {c: min(int(w["ready_ns"]) for w in ws if int(w["cpu"]) == c) for c in cpus}
     # carry: the latest switch on the wait's CPU read so far, (ts_ns, next_pid, next_comm)
     carry: List[Optional[tuple]] = [None] * len(ws)
     hits: List[List[tuple]] = [[] for _ in ws]    # (pid, comm names, overlap_ns) pieces
@@ -605,12 +609,17 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int,
             break
         cpu_all = sw["cpu"].to_numpy()
         pid_all = sw["next_pid"].to_numpy()
-        upto = ts_all <= last_run
         for c in cpus:
-            on = np.flatnonzero((cpu_all == c) & upto)     # each CPU's stored order is its time order
+            on = np.flatnonzero(cpu_all == c)              # each CPU's stored order is its time order
             if not len(on):
                 continue
+            # Of the switches before its waits' earliest start, only the last one counts.
             ts_c = ts_all[on]
+            lo = max(0, int(np.searchsorted(ts_c, np.uint64(first_ready[c]), side="right")) - 1)
+            hi = int(np.searchsorted(ts_c, np.uint64(last_run), side="right"))
+            if hi <= lo:
+                continue
+            on, ts_c = on[lo:hi], ts_c[lo:hi]
             occ = None
             for i, w in enumerate(ws):
                 if int(w["cpu"]) != c:
@@ -674,8 +683,7 @@ def _carry_overlap(carry: tuple, end_ns: int, a: int, b: int, exclude_pid: int):
 def _cpu_occupants(sw: pl.DataFrame, on: np.ndarray, ts: np.ndarray, pid: np.ndarray, ids: sched.ThreadIds):
     """The on-CPU intervals between the switches ON (rows of one CPU, in time order) of a
     slice, grouped by (pid, name): what ``_range_overlaps`` sums for each wait there."""
-    lid, tids = ids.local(pid)
-    g, ng = sched.group_ids((lid, len(tids)), sched.dense(_name_codes(sw["next_comm"])[on]))
+    g, ng = sched.group_ids(sched.small_ids(pid, ids), sched.dense(_name_codes(sw["next_comm"])[on]))
     rep = np.full(ng, len(on), dtype=np.int64)
     np.minimum.at(rep, g, np.arange(len(on)))
     has = rep < len(on)

@@ -320,16 +320,34 @@ def group_ids(*ids: Tuple[np.ndarray, int]) -> Tuple[np.ndarray, int]:
     return dense(g) if n > 2 * len(g) + 65536 else (g, n)
 
 
-def last_rows(g: np.ndarray, n: int, ts: np.ndarray, ts_sorted: bool) -> np.ndarray:
-    """Per group 0..n-1 of G, the row of its latest event (the last stored among equal
-    times; -1 for groups without rows).  TS_SORTED: TS is non-decreasing."""
-    last = np.full(n, -1, dtype=np.int64)
-    if ts_sorted:
-        np.maximum.at(last, g, np.arange(len(g)))
-        return last
-    order = np.argsort(ts, kind="stable")
-    np.maximum.at(last, g[order], np.arange(len(g)))
-    return np.where(last >= 0, order[np.maximum(last, 0)], -1)
+def small_ids(tid: np.ndarray, ids: Optional[ThreadIds] = None) -> Tuple[np.ndarray, int]:
+    """(ids, k): equal ids for equal tids, 0 <= ids < k; the tids themselves when
+    they are below 2^16 (most systems' pid_max), else ``ThreadIds.local``."""
+    if not len(tid):
+        return np.zeros(0, dtype=np.int64), 0
+    if int(tid.min()) >= 0 and int(tid.max()) < 1 << 16:
+        return tid, int(tid.max()) + 1
+    lid, tids = (ids or ThreadIds()).local(tid)
+    return lid, len(tids)
+
+
+def group_runs(g: np.ndarray, n: int, ts: Optional[np.ndarray] = None):
+    """Rows grouped by G (ids 0..n-1), each group's rows in time order (TS, stored
+    order among equal times; TS None: the rows are in time order already):
+    (order, starts, groups): order[starts[i]:] begins group groups[i]'s rows.
+    Two stable sorts at most, the one by group a radix sort when N <= 2^16."""
+    if n > 1 << 16:
+        g, n = dense(g)
+    t_order = None if ts is None else np.argsort(ts, kind="stable")
+    gg = g if t_order is None else g[t_order]
+    o = np.argsort(gg.astype(np.uint16) if n <= 1 << 16 else gg, kind="stable")
+    order = o if t_order is None else t_order[o]
+    gs = gg[o]
+    first = np.empty(len(gs), dtype=bool)
+    first[:1] = True
+    first[1:] = gs[1:] != gs[:-1]
+    starts = np.flatnonzero(first)
+    return order, starts, gs[starts]
 
 
 class SlicedWaits:
