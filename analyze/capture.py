@@ -18,6 +18,7 @@ import errno
 import json
 import os
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import MutableMapping
@@ -363,6 +364,11 @@ class Capture:
                     continue
                 if last:
                     out[n], bufs[n] = cur, []
+                elif s.sorted and not s.late_ns:
+                    # In time order: the slice is a prefix, cut without copying.
+                    k = int(cur["ts_ns"].search_sorted(bound, side="left"))
+                    out[n] = cur.head(k)
+                    bufs[n] = [cur.slice(k)] if k < cur.height else []
                 else:
                     inside = cur["ts_ns"] < bound
                     out[n] = cur.filter(inside)
@@ -627,6 +633,27 @@ def _read_stream(source, name: str, warnings: List[str]) -> (_Source, bool):
     return src, truncated
 
 
+def _read_streams(streams, tables: dict, warnings: List[str]) -> bool:
+    """``_read_stream`` of every (kind, buffer) into TABLES; whether one was cut short.
+
+    Two tables are scanned side by side (the scan is decompression and numpy,
+    mostly outside the GIL); tables, warnings and errors come in STREAMS' order."""
+    if not streams:
+        return False
+    with ThreadPoolExecutor(min(2, len(streams))) as pool:
+        jobs = [(kind, w, None if buf is None else pool.submit(_read_stream, buf, kind, w))
+                for (kind, buf), w in zip(streams, [[] for _ in streams])]
+        truncated = False
+        for kind, w, job in jobs:
+            if job is None:
+                warnings.append(f"table {kind} is unknown to this analyzer; ignored")
+                continue
+            tables[kind], t = job.result()
+            warnings += w
+            truncated |= t
+    return truncated
+
+
 def open_capture(path: str) -> Capture:
     """Open and validate a capture; raises LatencyScopeError (exit 3) on bad input.
 
@@ -673,19 +700,20 @@ def _open(path: str) -> Capture:
     warnings: List[str] = []
     tables: Dict[str, pa.Table] = {}
     truncated = False
+    streams = []
     for name, m in members.items():
         if not name.endswith(TABLE_SUFFIX):
             continue
         kind = name[: -len(TABLE_SUFFIX)]
         if kind not in _KINDS:
-            warnings.append(f"table {kind} is unknown to this analyzer; ignored")
+            streams.append((kind, None))   # said in its place among the tables' warnings
             continue
         end = min(m.offset_data + m.size, size)
         if end < m.offset_data + m.size:
             truncated = True
         buf = mm.read_at(max(0, end - m.offset_data), m.offset_data) if end > m.offset_data else pa.py_buffer(b"")
-        tables[kind], t = _read_stream(buf, kind, warnings)
-        truncated |= t
+        streams.append((kind, buf))
+    truncated |= _read_streams(streams, tables, warnings)
     return _finish(str(path), manifest, tables, truncated, warnings)
 
 
@@ -703,16 +731,17 @@ def _open_dir(path: str) -> Capture:
     warnings: List[str] = []
     tables: Dict[str, pa.Table] = {}
     truncated = False
+    streams = []
     for fn in sorted(os.listdir(path)):
         if not fn.endswith(TABLE_SUFFIX):
             continue
         kind = fn[: -len(TABLE_SUFFIX)]
         if kind not in _KINDS:
-            warnings.append(f"table {kind} is unknown to this analyzer; ignored")
+            streams.append((kind, None))   # said in its place among the tables' warnings
             continue
         mm = pa.memory_map(os.path.join(path, fn), "r")
-        tables[kind], t = _read_stream(mm.read_at(mm.size(), 0), kind, warnings)
-        truncated |= t
+        streams.append((kind, mm.read_at(mm.size(), 0)))
+    truncated |= _read_streams(streams, tables, warnings)
     return _finish(path, manifest, tables, truncated, warnings)
 
 
@@ -772,6 +801,22 @@ def _repair(name: str, t: pa.Table, warnings: List[str]) -> pa.Table:
                                 f"field) dropped")
                 t = t.filter(pa.array(keep))
     return t
+
+
+def _rows(b: pa.RecordBatch, rows: np.ndarray) -> Dict[str, np.ndarray]:
+    """Rows ROWS of B as numpy columns, task names as str objects: duplicate
+    candidates.  Gathered column by column: RecordBatch.take would load
+    pyarrow.compute (24 ms of every start)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = {}
+    for name, col in zip(b.schema.names, b.columns):
+        if col.null_count == 0 and pa.types.is_dictionary(col.type):
+            cols[name] = col.dictionary.to_numpy(zero_copy_only=False)[col.indices.to_numpy()[rows]]
+        elif col.null_count == 0 and (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+            cols[name] = col.to_numpy()[rows]
+        else:
+            cols[name] = np.array(pl.from_arrow(col).gather(rows).to_list() + [None], dtype=object)[:-1]
+    return cols
 
 
 class _Checker:
@@ -865,7 +910,37 @@ class _Checker:
             else:
                 self.cpu_hist[: len(h)] += h
         if self.percpu_ok:
-            self._per_cpu(b, off, ts, cpu, rowpos)
+            if self.neg:
+                self._per_cpu(b, off, ts, cpu, rowpos)
+            else:
+                self._in_time_order(b, off, ts, cpu, rowpos)
+
+    def _in_time_order(self, b, off, ts, cpu, rowpos) -> None:
+        """``_per_cpu`` for a table in time order so far (as the recorder writes
+        them): each CPU is then in time order too, and rows with equal times are
+        neighbours; all of them are taken as duplicate candidates (a few more
+        than ``_per_cpu`` takes, none that changes which are duplicates),
+        without sorting the batch by CPU."""
+        pos = []
+        eq = np.flatnonzero(ts[1:] == ts[:-1])
+        if len(eq):
+            pos += [eq, eq + 1]
+        t0 = int(ts[0])
+        same = [(r, row) for t, r, row in self.carry.values() if t == t0]
+        if same:
+            for r, row in same:
+                self.cand.append((np.array([r]), _rows(row, np.zeros(1, dtype=np.int64))))
+            pos.append(np.arange(int(np.searchsorted(ts, t0, side="right"))))
+        last = np.full(int(cpu.max()) + 1, -1, dtype=np.int64)
+        np.maximum.at(last, cpu, np.arange(len(cpu)))
+        for c in np.flatnonzero(last >= 0).tolist():   # per CPU, not per event
+            p = int(last[c])
+            r = p if rowpos is None else int(rowpos[p])
+            self.carry[c] = (int(ts[p]), off + r, b.slice(r, 1))
+        if pos:
+            p = np.unique(np.concatenate(pos))
+            r = p if rowpos is None else rowpos[p]
+            self.cand.append((off + r, _rows(b, r)))
 
     def _per_cpu(self, b, off, ts, cpu, rowpos) -> None:
         order = np.argsort(cpu, kind="stable")
@@ -886,7 +961,7 @@ class _Checker:
                     self.percpu_ok = False
                     return
                 if tss[s] == prev[0]:
-                    self.cand.append((np.array([prev[1]]), prev[2]))
+                    self.cand.append((np.array([prev[1]]), _rows(prev[2], np.zeros(1, dtype=np.int64))))
                     pos.append(order[s:s + 1])
             p = int(order[e])
             r = p if rowpos is None else int(rowpos[p])
@@ -894,18 +969,15 @@ class _Checker:
         if pos:
             p = np.unique(np.concatenate(pos))
             r = p if rowpos is None else rowpos[p]
-            self.cand.append((off + r, b.take(pa.array(r))))
+            self.cand.append((off + r, _rows(b, r)))
 
     def duplicates(self) -> np.ndarray:
         """Sorted raw row indices of exact duplicates (all but the first of each)."""
         if not self.cand:
             return np.zeros(0, dtype=np.int64)
         idx = np.concatenate([i for i, _ in self.cand]).astype(np.int64)
-        t = pa.Table.from_batches([r for _, r in self.cand]) if isinstance(self.cand[0][1], pa.RecordBatch) \
-            else pa.concat_tables([r for _, r in self.cand])
         idx, first = np.unique(idx, return_index=True)
-        sub = t.take(pa.array(first))
-        sub = pl.from_arrow(pa.Table.from_arrays(_plain(sub.columns), names=sub.column_names))
+        sub = pl.DataFrame({c: np.concatenate([r[c] for _, r in self.cand])[first] for c in self.cand[0][1]})
         again = sub.select(~pl.struct(pl.all()).is_first_distinct()).to_series().to_numpy()
         return idx[again]
 
@@ -942,7 +1014,7 @@ def _apply_scan(src: _Source, chk: _Checker, warnings: List[str]) -> _Source:
         src.rows -= len(dup)
         if chk.has_cpu:
             idx = np.concatenate([i for i, _ in chk.cand])
-            cpus = np.concatenate([r.column("cpu").to_numpy() for _, r in chk.cand])
+            cpus = np.concatenate([r["cpu"] for _, r in chk.cand])
             u, first = np.unique(idx, return_index=True)
             dcpu = cpus[first][np.searchsorted(u, dup)]
             np.subtract.at(src.cpu_hist, dcpu.astype(np.int64), 1)

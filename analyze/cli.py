@@ -1,6 +1,7 @@
 """``latencyscope-analyze``: read captures, report, export. No root, no BCC."""
 from __future__ import annotations
 
+import gc
 import io
 import os
 import sys
@@ -37,10 +38,24 @@ def write_text(path: Optional[str], text: str) -> None:
         raise LatencyScopeError(f"cannot write {path}: {exc.strerror}")
 
 
+def open_capture(path: str):
+    """The capture at PATH (analyze.capture.open_capture), once the collector is back on.
+
+    ``main`` turns Python's cyclic garbage collector off while the heavy
+    modules load: their ~10^5 objects set off collections that find nothing
+    (12 ms), and a full one later walks them all again (13 ms).  They are
+    frozen out of its sight before the first capture is read."""
+    from latencyscope.analyze.capture import open_capture as _open
+
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+    return _open(path)
+
+
 def analyze_capture(path: str, *, cpus=None, pids=(), modules=None, policy_file=None, top: int = 10, **extra):
     """Open, analyze and return the report dict (the library entry point)."""
     from latencyscope.analyze import policy, report
-    from latencyscope.analyze.capture import open_capture
 
     pol = policy.load(policy_file)
     cap = open_capture(path)
@@ -183,7 +198,6 @@ def diff_cmd(base, new, as_json, output, policy_file, cpus, pids, modules):
 
 def _diff_side(path, *, cpus, pids, modules, pol):
     from latencyscope.analyze import cost, diff as diffmod, report
-    from latencyscope.analyze.capture import open_capture
 
     cap = open_capture(path)
     ctx = report.resolve_context(cap, pol, cpus=cpus, pids=pids)
@@ -216,7 +230,6 @@ def flamegraph_cmd(capture, notional, bps_per_us, output, perfetto_out, cpus, pi
     module;cause;who;thread, weights in micro-units of money.
     """
     from latencyscope.analyze import cost, policy, report
-    from latencyscope.analyze.capture import open_capture
     from latencyscope.analyze.folded import MICRO, write_cost_trace, write_folded
 
     check_writable(output)
@@ -253,7 +266,6 @@ def policy_cmd(output):
 @click.option("-o", "--output", required=True, help="Trace file to write (.pftrace).")
 def perfetto_cmd(capture, output):
     """Write CAPTURE as a Perfetto trace (open it at ui.perfetto.dev)."""
-    from latencyscope.analyze.capture import open_capture
     from latencyscope.analyze.perfetto import write_trace
 
     check_writable(output)
@@ -270,7 +282,11 @@ def _exit(code: int):
 
 def main(argv=None):
     return_freed_memory()  # before pyarrow and polars load (latencyscope/allocator.py)
-    run(cli, "latencyscope-analyze", argv)
+    gc.disable()           # until the modules are loaded (open_capture)
+    try:
+        run(cli, "latencyscope-analyze", argv)
+    finally:
+        gc.enable()
 
 
 if __name__ == "__main__":

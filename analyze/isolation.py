@@ -9,7 +9,9 @@ Definitions (DESIGN.md):
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Deque, List, Optional
 
 import numpy as np
 
@@ -66,6 +68,10 @@ WORST_ORDER, WORST_DESC = ["latency_ns", "run_ns", "pid"], [True, False, False]
 # path took 1.2 GiB and 1.8 s, slices of 170 k events 0.35 GiB and 1.3 s;
 # slices smaller still add per-slice overhead on 100 M-event captures.
 CHUNKED_ABOVE_ROWS = 1_000_000
+# Up to this many switches, the sliced pass keeps the columns the causes need
+# (~20 B each) instead of reading them a second time.
+EXPLAIN_KEEP_ROWS = 2_000_000
+_EXPLAIN_COLS = ["ts_ns", "cpu", "next_pid", "next_comm"]
 CHUNK_ROWS = 2_000_000
 CHUNK_ROWS_MIN = 125_000
 
@@ -282,12 +288,23 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     # then each wait's pid and CPU are kept.  With neither, all waits count.
     scoped = bool(targets or monitored)
 
-    cols = {"sched_switch": _SW_NUMERIC + ["prev_comm"] + (["next_comm"] if monitored else []),
+    # Thread -> process (tgid) names the target threads: only needed when scoped.
+    sw_cols = _SW_NUMERIC if scoped else [c for c in _SW_NUMERIC if c != "prev_tgid"]
+    # The causes need the switches again (ts_ns, cpu, next_pid, next_comm) once
+    # the worst waits are known: kept from this pass when small, else read again.
+    keep_sw = cap.rows("sched_switch") <= EXPLAIN_KEEP_ROWS
+    kept_sw: List[pl.DataFrame] = []
+    cols = {"sched_switch": sw_cols + ["prev_comm"] + (["next_comm"] if monitored or keep_sw else []),
             "sched_migrate_task": ["ts_ns", "pid", "orig_cpu", "dest_cpu"]}
     for name in _WAKEUPS:
-        cols[name] = ["ts_ns", "pid", "waker_pid", "waker_tgid"]
+        cols[name] = ["ts_ns", "pid"] + (["waker_pid", "waker_tgid"] if scoped else [])
     ids = sched.ThreadIds()
-    rq = sched.SlicedWaits(ids)
+    # The waits (the biggest share of the work, numpy that releases the GIL)
+    # are computed by a second thread, a slice behind the reading and the
+    # counting, in order (each slice continues the previous one's carry).
+    rq = sched.SlicedWaits()
+    pool = ThreadPoolExecutor(1)
+    pending: Deque = deque()
     outs_p, intr_p, mig_p, tm_sw = [], [], [], []
     tm_wk = {n: [] for n in _WAKEUPS}
     on_carry: Optional[pl.DataFrame] = None
@@ -295,11 +312,14 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     for sl in cap.chunks(cols, rows, categorical=True):  # names cast once aggregated
         sw = sl.get("sched_switch")
         arr = None
+        if keep_sw and sw is not None and sw.height:
+            kept_sw.append(sw.select(_EXPLAIN_COLS))
         if sw is not None and sw.height:
-            arr = {c: sw[c].to_numpy() for c in _SW_NUMERIC}
+            arr = {c: sw[c].to_numpy() for c in sw_cols}
             ts = arr["ts_ns"]
             in_order = bool((ts[1:] >= ts[:-1]).all())
-            tm_sw.append(_latest_names(sw, arr, ids, in_order))
+            if scoped:
+                tm_sw.append(_latest_names(sw, arr, ids, in_order))
             outs_p.append(_switch_outs(sw, arr, ids, in_order))
             if monitored:
                 part, on_carry = _intrusions(sw, arr, ids, on_carry, monitored)
@@ -310,17 +330,18 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
             if w is not None and w.height:
                 wts, wpid = w["ts_ns"].to_numpy(), w["pid"].to_numpy()
                 wakeups.append((wts, wpid))
-                tm_wk[name].append(_latest_waker(w, wts, ids))
+                if scoped:
+                    tm_wk[name].append(_latest_waker(w, wts, ids))
         mig = sl.get("sched_migrate_task")
         if mig is not None and mig.height:
             mig_p.append(mig.group_by("pid", hit=pl.col("orig_cpu").is_in(monitored)
                                       | pl.col("dest_cpu").is_in(monitored)).agg(n=pl.len()))
-        waits = rq.feed(arr, wakeups)
-        if scoped:
-            kept.append(waits)
-        else:
-            lat.append(waits["latency_ns"])
-            cand.append(_worst_candidates(waits, ctx.top))
+        pending.append(pool.submit(_slice_waits, rq, arr, wakeups, scoped, ctx.top))
+        while len(pending) > 1:     # one slice in flight: memory stays bounded
+            _take_waits(pending.popleft().result(), scoped, kept, lat, cand)
+    while pending:
+        _take_waits(pending.popleft().result(), scoped, kept, lat, cand)
+    pool.shutdown()
     if on_carry is not None and on_carry.height:
         intr_p.append(_intr_part(on_carry.with_columns(end_ns=pl.lit(end, pl.UInt64)), monitored))
 
@@ -386,7 +407,8 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     # --- who held the CPU during the worst waits (and their names): one more pass ---------
     worst = []
     if top_waits is not None and top_waits.height:
-        worst = _explain_sliced(cap, top_waits, end, rows)
+        worst = _explain_sliced(cap, top_waits, end, rows, ids, kept_sw if keep_sw else None)
+    kept_sw.clear()
 
     # --- intrusions and per-thread rows, names attached -------------------------------------
     intruders_df = pl.DataFrame()
@@ -419,6 +441,21 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     return data, notes
 
 
+def _slice_waits(rq: sched.SlicedWaits, arr, wakeups, scoped: bool, top: int):
+    """The waits of one slice: all of them (SCOPED: filtered once the threads are known),
+    else their latencies and the candidates for the TOP worst."""
+    w = rq.feed_parts(arr, wakeups)
+    return w if scoped else (w["latency_ns"], _worst_candidates(w, top))
+
+
+def _take_waits(res, scoped: bool, kept: list, lat: list, cand: list) -> None:
+    if scoped:
+        kept.append(res)
+    else:
+        lat.append(res[0])
+        cand.append(res[1])
+
+
 def _worst_candidates(w, n: int) -> pl.DataFrame:
     """The waits of W (``SlicedWaits.feed`` arrays) that may be among the N worst: those at
     least as long as the N-th longest (ties included; ``worst_waits`` orders them)."""
@@ -435,8 +472,9 @@ def _worst_candidates(w, n: int) -> pl.DataFrame:
 
 def _latest_names(sw: pl.DataFrame, a, ids: sched.ThreadIds, in_order: bool) -> pl.DataFrame:
     """Per thread switched out in the slice, its latest tgid and name (and when)."""
-    lid, tids = ids.local(a["prev_pid"])
-    last = sched.last_rows(lid, len(tids), a["ts_ns"], in_order)
+    lid, k = sched.small_ids(a["prev_pid"], ids)
+    order, starts, _ = sched.group_runs(lid, k, None if in_order else a["ts_ns"])
+    last = order[np.r_[starts[1:], len(order)] - 1]
     return pl.DataFrame({"tid": pl.Series(a["prev_pid"][last], dtype=pl.Int32),
                          "prev_tgid": pl.Series(a["prev_tgid"][last], dtype=pl.UInt32),
                          "prev_comm": sw["prev_comm"].gather(last).cast(pl.String),
@@ -446,8 +484,9 @@ def _latest_names(sw: pl.DataFrame, a, ids: sched.ThreadIds, in_order: bool) -> 
 def _latest_waker(w: pl.DataFrame, ts: np.ndarray, ids: sched.ThreadIds) -> pl.DataFrame:
     """Per waker in the slice, its latest tgid (and when)."""
     waker = w["waker_pid"].to_numpy()
-    lid, tids = ids.local(waker)
-    last = sched.last_rows(lid, len(tids), ts, bool((ts[1:] >= ts[:-1]).all()))
+    lid, k = sched.small_ids(waker, ids)
+    order, starts, _ = sched.group_runs(lid, k, None if bool((ts[1:] >= ts[:-1]).all()) else ts)
+    last = order[np.r_[starts[1:], len(order)] - 1]
     return pl.DataFrame({"tid": pl.Series(waker[last], dtype=pl.Int32),
                          "waker_tgid": w["waker_tgid"].gather(last),
                          "ts_ns": pl.Series(ts[last], dtype=pl.UInt64)})
@@ -456,20 +495,21 @@ def _latest_waker(w: pl.DataFrame, ts: np.ndarray, ids: sched.ThreadIds) -> pl.D
 def _switch_outs(sw: pl.DataFrame, a, ids: sched.ThreadIds, in_order: bool) -> pl.DataFrame:
     """Per (thread switched out, CPU) of the slice: switches, involuntary ones,
     the name at the latest one and its time."""
-    sel = np.flatnonzero(a["prev_pid"] != 0)
-    pid, cpu = a["prev_pid"][sel], a["cpu"][sel]
-    lid, tids = ids.local(pid)
-    g, ng = sched.group_ids((lid, len(tids)), sched.dense(cpu))
-    n = np.bincount(g, minlength=ng)
-    invol = np.bincount(g, weights=(a["prev_state"][sel] & sched.STATE_MASK) == 0, minlength=ng).astype(np.int64)
-    last = sched.last_rows(g, ng, a["ts_ns"][sel], in_order)
-    has = n > 0
-    last = last[has]
+    pid, cpu, ts = a["prev_pid"], a["cpu"], a["ts_ns"]
+    lid, k = sched.small_ids(pid, ids)
+    g, ng = sched.group_ids((lid, k), sched.dense(cpu))
+    order, starts, _ = sched.group_runs(g, ng, None if in_order else ts)
+    ends = np.r_[starts[1:], len(order)]
+    last = order[ends - 1]
+    keep = pid[last] != 0                                  # idle is no thread
+    invol = np.add.reduceat(((a["prev_state"] & sched.STATE_MASK) == 0)[order].astype(np.int64), starts)
+    last = last[keep]
     return pl.DataFrame({"prev_pid": pl.Series(pid[last], dtype=pl.Int32),
                          "cpu": pl.Series(cpu[last], dtype=pl.UInt32),
-                         "n": pl.Series(n[has], dtype=pl.Int64), "invol": pl.Series(invol[has], dtype=pl.Int64),
-                         "comm": sw["prev_comm"].gather(sel[last]).cast(pl.String),
-                         "last_ts": pl.Series(a["ts_ns"][sel][last], dtype=pl.UInt64)})
+                         "n": pl.Series((ends - starts)[keep], dtype=pl.Int64),
+                         "invol": pl.Series(invol[keep], dtype=pl.Int64),
+                         "comm": sw["prev_comm"].gather(last).cast(pl.String),
+                         "last_ts": pl.Series(ts[last], dtype=pl.UInt64)})
 
 
 def _intrusions(sw: pl.DataFrame, a, ids: sched.ThreadIds, carry: Optional[pl.DataFrame], monitored):
@@ -541,7 +581,8 @@ def _intr_part(done: pl.DataFrame, monitored) -> pl.DataFrame:
             .with_columns(pl.col("next_comm").cast(pl.String)))
 
 
-def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) -> List[dict]:
+def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int,
+                    ids: Optional[sched.ThreadIds] = None, slices: Optional[List[pl.DataFrame]] = None) -> List[dict]:
     """The worst waits' causes and names from one more pass over the switches.
 
     Per wait, only sums are kept across slices: each occupant's time on the
@@ -552,12 +593,15 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) 
     ws = list(top_waits.iter_rows(named=True))
     cpus = sorted({int(w["cpu"]) for w in ws})
     last_run = max(int(w["run_ns"]) for w in ws)
+    first_ready = {c: min(int(w["ready_ns"]) for w in ws if int(w["cpu"]) == c) for c in cpus}
     # carry: the latest switch on the wait's CPU read so far, (ts_ns, next_pid, next_comm)
     carry: List[Optional[tuple]] = [None] * len(ws)
     hits: List[List[tuple]] = [[] for _ in ws]    # (pid, comm names, overlap_ns) pieces
     comms: List[Optional[str]] = [None] * len(ws)
-    for sl in cap.chunks({"sched_switch": ["ts_ns", "cpu", "next_pid", "next_comm"]}, rows, categorical=True):
-        sw = sl.get("sched_switch")
+    ids = ids or sched.ThreadIds()
+    if slices is None:
+        slices = (sl.get("sched_switch") for sl in cap.chunks({"sched_switch": _EXPLAIN_COLS}, rows, categorical=True))
+    for sw in slices:
         if sw is None or not sw.height:
             continue
         ts_all = sw["ts_ns"].to_numpy()
@@ -565,13 +609,18 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) 
             break
         cpu_all = sw["cpu"].to_numpy()
         pid_all = sw["next_pid"].to_numpy()
-        code_all = None
-        upto = ts_all <= last_run
         for c in cpus:
-            on = np.flatnonzero((cpu_all == c) & upto)     # each CPU's stored order is its time order
+            on = np.flatnonzero(cpu_all == c)              # each CPU's stored order is its time order
             if not len(on):
                 continue
+            # Of the switches before its waits' earliest start, only the last one counts.
             ts_c = ts_all[on]
+            lo = max(0, int(np.searchsorted(ts_c, np.uint64(first_ready[c]), side="right")) - 1)
+            hi = int(np.searchsorted(ts_c, np.uint64(last_run), side="right"))
+            if hi <= lo:
+                continue
+            on, ts_c = on[lo:hi], ts_c[lo:hi]
+            occ = None
             for i, w in enumerate(ws):
                 if int(w["cpu"]) != c:
                     continue
@@ -583,24 +632,27 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int) 
                     carry[i] = (int(ts_all[r]), int(pid_all[r]), sw["next_comm"][r])
                 if jb <= ja:
                     continue
-                mid = on[ja:jb]
                 if comms[i] is None:
-                    hit = np.flatnonzero((ts_all[mid] == b) & (pid_all[mid] == me))
-                    comms[i] = sw["next_comm"][int(mid[hit[0]])] if len(hit) else None
+                    hit = np.flatnonzero((ts_c[ja:jb] == b) & (pid_all[on[ja:jb]] == me))
+                    comms[i] = sw["next_comm"][int(on[ja + hit[0]])] if len(hit) else None
                 if carry[i] is not None:
-                    hits[i].append(_carry_overlap(carry[i], int(ts_all[mid[0]]), a, b, me))
-                if len(mid) > 1:
-                    if code_all is None:
-                        code_all = _name_codes(sw["next_comm"])
-                    hits[i].append(_slice_overlaps(sw, mid, ts_all, pid_all, code_all, a, b, me))
-                r = int(mid[-1])
+                    hits[i].append(_carry_overlap(carry[i], int(ts_c[ja]), a, b, me))
+                # The intervals between these switches lie within (a, b]: whole, except those
+                # starting at b (the wait's own switch-in), which do not overlap it.
+                hi = min(jb - 1, int(np.searchsorted(ts_c, np.uint64(b), side="left")))
+                if hi > ja:
+                    if occ is None:
+                        occ = _cpu_occupants(sw, on, ts_c, pid_all[on], ids)
+                    hits[i].append(_range_overlaps(occ, ja, hi, me))
+                r = int(on[jb - 1])
                 carry[i] = (int(ts_all[r]), int(pid_all[r]), sw["next_comm"][r])
     worst = []
+    irqs = causes.occupancy(cap, None, windows=[(int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"])) for w in ws])
     for i, w in enumerate(ws):
         c, a, b = int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"])
         if carry[i] is not None:  # the last switch before the wait ended: on the CPU until then at least
             hits[i].append(_carry_overlap(carry[i], end, a, b, int(w["pid"])))
-        others = causes.overlaps(causes.occupancy(cap, None, windows=[(c, a, b)]), c, a, b, exclude_pid=w["pid"])
+        others = causes.overlaps(irqs, c, a, b, exclude_pid=w["pid"])
         pieces = [h for h in hits[i] if h is not None]
         if pieces:
             task = (pl.DataFrame({"pid": pl.Series(np.concatenate([p for p, _, _ in pieces]), dtype=pl.Int32),
@@ -628,21 +680,30 @@ def _carry_overlap(carry: tuple, end_ns: int, a: int, b: int, exclude_pid: int):
     return (np.array([pid]), pl.Series([comm], dtype=pl.String), np.array([min(end_ns, b) - max(ts, a)]))
 
 
-def _slice_overlaps(sw: pl.DataFrame, mid: np.ndarray, ts, pid, code, a: int, b: int, exclude_pid: int):
-    """On-CPU intervals between consecutive switches MID (rows of one CPU) within [A, B),
-    summed per (pid, name): a piece, or None."""
-    start, stop = ts[mid[:-1]].astype(np.int64), ts[mid[1:]].astype(np.int64)
-    p = pid[mid[:-1]]
-    keep = np.flatnonzero((p != 0) & (p != exclude_pid) & (start < b) & (stop > a))
-    if not len(keep):
+def _cpu_occupants(sw: pl.DataFrame, on: np.ndarray, ts: np.ndarray, pid: np.ndarray, ids: sched.ThreadIds):
+    """The on-CPU intervals between the switches ON (rows of one CPU, in time order) of a
+    slice, grouped by (pid, name): what ``_range_overlaps`` sums for each wait there."""
+    g, ng = sched.group_ids(sched.small_ids(pid, ids), sched.dense(_name_codes(sw["next_comm"])[on]))
+    rep = np.full(ng, len(on), dtype=np.int64)
+    np.minimum.at(rep, g, np.arange(len(on)))
+    has = rep < len(on)
+    return {"g": g[:-1], "dur": ts[1:].astype(np.int64) - ts[:-1].astype(np.int64), "ng": ng,
+            "pid": np.where(has, pid[np.minimum(rep, len(on) - 1)], 0), "rep": rep, "on": on, "sw": sw}
+
+
+def _range_overlaps(occ: dict, lo: int, hi: int, exclude_pid: int):
+    """Time held per (pid, name) by the intervals LO..HI-1 of OCC, all within the wait,
+    without idle and the waiting thread: a piece, or None."""
+    g = occ["g"][lo:hi]
+    cnt = np.bincount(g, minlength=occ["ng"])
+    dur = occ["dur"][lo:hi]
+    if int(occ["dur"][lo:hi].sum()) < 1 << 52:   # exact in float64
+        tot = np.bincount(g, weights=dur, minlength=occ["ng"]).astype(np.int64)
+    else:
+        tot = np.zeros(occ["ng"], dtype=np.int64)
+        np.add.at(tot, g, dur)
+    sel = np.flatnonzero((cnt > 0) & (occ["pid"] != 0) & (occ["pid"] != exclude_pid))
+    if not len(sel):
         return None
-    ov = np.minimum(stop[keep], b) - np.maximum(start[keep], a)
-    rows = mid[:-1][keep]
-    lid, tids = sched.dense(p[keep].astype(np.int64) - int(p[keep].min()))
-    g, ng = sched.group_ids((lid, tids), sched.dense(code[rows]))
-    tot = np.zeros(ng, dtype=np.int64)
-    np.add.at(tot, g, ov)
-    rep = np.full(ng, len(keep), dtype=np.int64)
-    np.minimum.at(rep, g, np.arange(len(keep)))
-    has = rep < len(keep)
-    return (p[keep][rep[has]], sw["next_comm"].gather(rows[rep[has]]).cast(pl.String), tot[has])
+    rows = occ["on"][occ["rep"][sel]]
+    return (occ["pid"][sel], occ["sw"]["next_comm"].gather(rows).cast(pl.String), tot[sel])

@@ -19,6 +19,15 @@ together +80 MiB on a 2.7 M-event capture.  Arrow then uses glibc malloc
 (big blocks unmapped when freed) and Polars' jemalloc purges after 250 ms;
 measured at the same speed (docs/benchmarks.md, seventh round).
 
+The analyzer's numpy temporaries (a slice's events are sorted, grouped
+and counted through arrays of a few MiB each) are on glibc malloc too:
+left to its defaults, every thread got its own arena and the threshold
+for mapping blocks moved with what was freed, so a slice's arrays were
+mostly fresh pages again, faulted in and zeroed (88 k minor faults for a
+2.7 M-event capture).  One arena for every thread, blocks of 8 MiB and
+more mapped, and the heap trimmed only past 64 MiB free: what one slice
+frees the next reuses (45 k faults), at a peak RSS within a few MiB.
+
 Both must run before pyarrow and polars are imported (the allocators read
 their options when they load); the CLIs call them first thing.
 """
@@ -29,6 +38,7 @@ import os
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 MMAP_THRESHOLD_MAX = 32 << 20   # glibc's ceiling on 64-bit
 TRIM_THRESHOLD = 1 << 30
 
@@ -43,6 +53,17 @@ def keep_freed_memory() -> None:
         pass
 
 
+ANALYZER_MMAP_THRESHOLD = 8 << 20
+ANALYZER_TRIM_THRESHOLD = 64 << 20
+
+
 def return_freed_memory() -> None:
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:250,muzzy_decay_ms:0")
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_ARENA_MAX, 1)   # before any other thread allocates
+        libc.mallopt(M_MMAP_THRESHOLD, ANALYZER_MMAP_THRESHOLD)
+        libc.mallopt(M_TRIM_THRESHOLD, ANALYZER_TRIM_THRESHOLD)
+    except (OSError, AttributeError):  # not glibc: its defaults stay
+        pass
