@@ -73,6 +73,16 @@ def test_parsers_read_the_tools_output(run):
     t = run.parse_time_v(tv)
     assert t["wall_s"] == pytest.approx(62.5) and t["rss_bytes"] == 86628 * 1024 and t["exit"] == 0
     assert run.parse_perf_samples("[ perf record: Captured and wrote 0.049 MB p.data (216 samples) ]") == 216
+    stats = ("Aggregated stats:\n           TOTAL events:    2422575\n"
+             "sched:sched_switch stats:\n          SAMPLE events:     937330\n"
+             "sched:sched_stat_runtime stats:\n          SAMPLE events:     990337\n"
+             "sched:sched_waking stats:\n          SAMPLE events:     494547\n")
+    by_kind = run.parse_perf_stats(stats)
+    assert by_kind == {"sched:sched_switch": 937330, "sched:sched_stat_runtime": 990337, "sched:sched_waking": 494547}
+    assert run.shared_events(by_kind) == 937330 + 494547
+    assert run.median_run([{"wall_s": 3.0, "rss_bytes": 1}, {"wall_s": 1.0, "rss_bytes": 5},
+                           {"wall_s": 2.0, "rss_bytes": 2}]) == {"wall_s": 2.0, "rss_bytes": 5,
+                                                                 "wall_s_runs": [3.0, 1.0, 2.0]}
     assert run.summarize([3.0, 1.0, 2.0]) == {"min": 1.0, "median": 2.0, "max": 3.0, "n": 3}
 
 
