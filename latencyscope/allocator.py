@@ -2,14 +2,19 @@
 
 Recorder (``keep_freed_memory``): keep freed memory mapped instead of handing it back.
 
-Every flush builds temporaries (merged records, columns, dictionaries) of
+Every flush builds temporaries (dictionaries, compressed buffers) of
 similar sizes.  By default glibc's malloc returns big blocks to the kernel
-when they are freed and pyarrow's mimalloc purges freed pages after 10 ms,
-so the next flush faults the same amount of fresh memory in again, and the
-kernel zeroes every page of it.  On the benchmark VM that zeroing
+when they are freed and pyarrow's mimalloc purges freed pages, so the next
+flush faults the same amount of fresh memory in again, and the kernel
+zeroes every page of it.  On the benchmark VM that zeroing
 (``clear_page_erms`` under page faults) was a fifth of the recorder's CPU
-while recording: CPU taken from the workload being watched.  Keeping the
-memory costs at most one flush's temporaries of resident memory.
+while recording: CPU taken from the workload being watched.  Arrow then
+uses glibc malloc, which keeps what it freed (mimalloc still faulted fresh
+huge pages with its purge delay off: recorder system time 0.08-0.15 s vs
+0.02-0.03 s per 3 s of ``stress-ng --switch 2``).  Keeping the memory costs
+at most one flush's temporaries of resident memory.  The big buffers (slot
+buffers, column buffers) are allocated once and faulted in before tracing
+starts (record/writer.py ``prefault``).
 
 Analyzer (``return_freed_memory``): its peak RSS is what a laptop has to
 hold.  Each slice of a large capture frees its temporaries and the next
@@ -44,7 +49,7 @@ TRIM_THRESHOLD = 1 << 30
 
 
 def keep_freed_memory() -> None:
-    os.environ.setdefault("MIMALLOC_PURGE_DELAY", "-1")
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     try:
         libc = ctypes.CDLL(None)
         libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)

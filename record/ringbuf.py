@@ -102,18 +102,23 @@ class RingReader:
         partial = valid is not None and bool((valid != self.per_entry).any())
         if not disc.any() and not partial:
             return len(rec)
-        # Rare: a chunk flushed before it was full, or a discarded entry.
-        keep = np.ones((n, self.per_entry), dtype=bool)
+        # A chunk flushed before it was full (a quiet CPU's stage aged out),
+        # or a discarded entry: the records after the first such entry are
+        # moved up over the empty slots; the ones before it stay where they are.
+        if partial and (valid > self.per_entry).any():
+            raise LatencyScopeError(f"{self.kind.name} chunk claims {int(valid.max())} records "
+                                    f"(at most {self.per_entry}): BPF program and schema disagree")
+        short = disc | (valid != self.per_entry) if partial else disc
+        first = int(np.argmax(short))
+        keep = np.ones((n - first, self.per_entry), dtype=bool)
         if partial:
-            if (valid > self.per_entry).any():
-                raise LatencyScopeError(f"{self.kind.name} chunk claims {int(valid.max())} records "
-                                        f"(at most {self.per_entry}): BPF program and schema disagree")
-            keep &= np.arange(self.per_entry) < valid[:, None]
-        keep[disc] = False
+            keep &= np.arange(self.per_entry) < valid[first:, None]
+        keep[disc[first:]] = False
         self.discarded += int(disc.sum())
-        kept = rec[keep.ravel()]
-        out[:len(kept)] = kept
-        return len(kept)
+        base = first * self.per_entry
+        kept = rec[base:][keep.ravel()]
+        out[base:base + len(kept)] = kept
+        return base + len(kept)
 
     def close(self) -> None:
         # numpy views pin the buffers; drop them before closing the maps.

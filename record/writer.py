@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import json
+import mmap
 import os
 import shutil
 import tarfile
@@ -62,7 +63,9 @@ def comm_array(col: np.ndarray, dictionary: bool = True) -> pa.Array:
 
 
 def to_record_batch(k: EventKind, records: np.ndarray, schema: pa.Schema) -> pa.RecordBatch:
-    """Records -> one batch of SCHEMA (stored: names dictionary-encoded, or plain)."""
+    """Records (a structured array, or a dict of column arrays) -> one batch
+    of SCHEMA (stored: names dictionary-encoded, or plain).  Contiguous
+    numeric columns are wrapped, not copied."""
     cols = []
     for f in k.fields:
         col = np.ascontiguousarray(records[f.name])
@@ -79,28 +82,32 @@ def _rows(a: np.ndarray) -> np.ndarray:
     return a.view(np.uint64).reshape(len(a), -1)
 
 
-def _in_time_order(records: np.ndarray, hold_from_ns: Optional[int],
-                   scratch: np.ndarray, min_ts_ns: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """RECORDS (runs each in time order, one per CPU ring) merged by ts_ns,
-    split into (ready to write, held back: ts_ns >= HOLD_FROM_NS); records
-    before MIN_TS_NS are dropped.  A merge is gathered into SCRATCH (same
-    dtype, reused: no page faults per flush)."""
-    ts = records["ts_ns"]
+def prefault(a: np.ndarray) -> np.ndarray:
+    """Write one byte of every page of A: its pages are faulted in (and
+    zeroed by the kernel) now, before tracing starts, and not during the
+    capture window, where that work is CPU taken from the watched workload."""
+    a.reshape(-1).view(np.uint8)[::mmap.PAGESIZE] = 0
+    return a
+
+
+def _time_order(ts: np.ndarray, hold_from_ns: Optional[int],
+                min_ts_ns: Optional[int]) -> Tuple[Optional[np.ndarray], int, int]:
+    """TS (runs each in time order, one per CPU ring) -> (ORDER, LO, HI): the
+    records in time order are ``ORDER`` (None: already in order), of which
+    ``[LO:HI]`` are ready to write; before LO they are older than MIN_TS_NS
+    (dropped), from HI on at or after HOLD_FROM_NS (held back)."""
+    order = None
     if len(ts) > 1 and (ts[1:] < ts[:-1]).any():
         # Stable: equal timestamps keep drain order.  Merging a few sorted
         # runs is linear for numpy's stable (tim)sort.
         order = np.argsort(ts, kind="stable")
-        out = scratch[:len(records)]
-        np.take(_rows(records), order, axis=0, out=_rows(out))
-        records = out
-        ts = records["ts_ns"]
-    if min_ts_ns is not None and len(ts) and ts[0] < min_ts_ns:
-        cut = int(np.searchsorted(ts, np.uint64(max(min_ts_ns, 0)), side="left"))
-        records, ts = records[cut:], ts[cut:]
-    if hold_from_ns is None or not len(ts) or ts[-1] < hold_from_ns:
-        return records, records[:0]
-    cut = int(np.searchsorted(ts, np.uint64(max(hold_from_ns, 0)), side="left"))
-    return records[:cut], records[cut:].copy()
+        ts = ts[order]
+    lo, hi = 0, len(ts)
+    if min_ts_ns is not None and hi and ts[0] < min_ts_ns:
+        lo = int(np.searchsorted(ts, np.uint64(max(min_ts_ns, 0)), side="left"))
+    if hold_from_ns is not None and hi and ts[-1] >= hold_from_ns:
+        hi = max(lo, int(np.searchsorted(ts, np.uint64(max(hold_from_ns, 0)), side="left")))
+    return order, lo, hi
 
 
 class CaptureWriteError(LatencyScopeError):
@@ -172,10 +179,13 @@ class CaptureWriter:
             raise LatencyScopeError(f"cannot create capture directory {self.dir}: {exc.strerror}")
         self._schemas = {k.name: arrow_schema(k, stored=True) for k in kinds}
         self._pending: Dict[str, List[np.ndarray]] = {k.name: [] for k in kinds}
-        self._slots = {name: np.zeros(cap, dtype=dt) for name, (dt, cap) in (slots or {}).items()}
+        # Both faulted in here, before tracing starts (``prefault``).
+        self._slots = {name: prefault(np.zeros(cap, dtype=dt)) for name, (dt, cap) in (slots or {}).items()}
         self._used: Dict[str, int] = {name: 0 for name in self._slots}
-        # Where a flush merges the per-CPU runs of a slot buffer by time.
-        self._scratch = {name: np.zeros_like(b) for name, b in self._slots.items()}
+        # Where a flush gathers a slot buffer's records, merged by time, into
+        # one contiguous array per column: the batch is built on them.
+        self._columns = {name: {f: prefault(np.zeros(cap, dtype=dt.fields[f][0])) for f in dt.names}
+                         for name, (dt, cap) in (slots or {}).items()}
         self._writers = {}
         self._files = {}
         self.rows: Dict[str, int] = {k.name: 0 for k in kinds}
@@ -256,9 +266,7 @@ class CaptureWriter:
                 sources = list(self._pending[k.name])
                 used = self._used.get(k.name, 0)
                 if used:
-                    ready, later = _in_time_order(self._slots[k.name][:used],
-                                                  self.hold_from_ns if hold else None,
-                                                  self._scratch[k.name], self.min_ts_ns)
+                    ready, later = self._merged(k.name, used, self.hold_from_ns if hold else None)
                     sources.append(ready)
                     if len(later):
                         held[k.name] = later
@@ -284,6 +292,23 @@ class CaptureWriter:
                     self._used[name] = len(later)
         for name, n in written.items():
             self.rows[name] += n
+
+    def _merged(self, name: str, used: int, hold_from_ns: Optional[int]) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+        """The first USED slots of NAME merged by time: (columns ready to
+        write, records held back (a copy)).  One gather per column straight
+        into the column buffers: no merged copy of the records in between."""
+        recs = self._slots[name][:used]
+        order, lo, hi = _time_order(recs["ts_ns"], hold_from_ns, self.min_ts_ns)
+        cols = {}
+        for f, buf in self._columns[name].items():
+            out = buf[:hi - lo]
+            if order is None:
+                out[:] = recs[f][lo:hi]
+            else:
+                np.take(recs[f], order[lo:hi], axis=0, out=out, mode="clip")  # "raise" buffers OUT
+            cols[f] = out
+        later = recs[hi:].copy() if order is None else _rows(recs)[order[hi:]].view(recs.dtype).reshape(-1)
+        return cols, later
 
     def write_manifest(self, manifest: dict) -> None:
         tmp = self.dir / (MANIFEST_NAME + ".tmp")

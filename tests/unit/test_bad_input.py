@@ -409,7 +409,7 @@ def test_ring_buffer_memory_counts_rings_slots_and_merge_buffers():
     from latencyscope.schemas import kind
 
     k = kind("sched_switch")
-    # 2 CPUs: each gets half the kind's budget; slots and the merge scratch hold 2 x that each
+    # 2 CPUs: each gets half the kind's budget; slots and the column buffers hold 2 x that each
     per_cpu = ring_pages(k, 1.0, 2) * 4096
     assert per_cpu == k.ring_pages * 4096 // 2
     assert buffer_bytes([k], 1.0, 2) == 2 * per_cpu * (1 + 2 * SLOT_BUFFER_RINGS)

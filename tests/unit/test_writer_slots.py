@@ -12,7 +12,7 @@ from latencyscope.schemas import kind
 import pytest
 
 from latencyscope.errors import LatencyScopeError
-from latencyscope.schemas.codegen import (RINGBUF_BUSY_BIT, STAGE_RECORDS, entry_size, record_dtype, slot_dtype,
+from latencyscope.schemas.codegen import (RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT, STAGE_RECORDS, entry_size, record_dtype, slot_dtype,
                                           slot_payload_size)
 
 
@@ -166,6 +166,32 @@ def test_drain_of_staged_chunks_keeps_only_the_valid_records_in_order(tmp_path):
         ring.put(_recs(k, 300, STAGE_RECORDS))
         assert r.drain_into(out[:STAGE_RECORDS - 1]) == 0 and r.pending_bytes() == entry_size(k)
         assert r.drain_into(out) == STAGE_RECORDS
+    finally:
+        ring.close()
+
+
+@pytest.mark.parametrize("first_full", [0, 1, 2])
+def test_discarded_and_short_chunks_anywhere_leave_the_other_records_in_order(tmp_path, first_full):
+    """Only records after the first short or discarded chunk move; every
+    valid record is kept once, in ring order."""
+    k = kind("sched_switch")
+    ring = _FileRing(tmp_path, k)
+    try:
+        r, want = ring.r, []
+        for i in range(first_full):                                   # full chunks before anything short
+            ring.put(_recs(k, 1000 * i, STAGE_RECORDS))
+            want += list(range(1000 * i, 1000 * i + STAGE_RECORDS))
+        ring.put(_recs(k, 5000, 3))                                   # short
+        want += [5000, 5001, 5002]
+        ring.put(_recs(k, 6000, STAGE_RECORDS), length=slot_payload_size(k) | RINGBUF_DISCARD_BIT)
+        ring.put(_recs(k, 7000, STAGE_RECORDS))
+        want += list(range(7000, 7000 + STAGE_RECORDS))
+        ring.put(_recs(k, 8000, 1))                                   # short, last
+        want += [8000]
+        out = np.zeros(10 * STAGE_RECORDS, dtype=record_dtype(k))
+        n = r.drain_into(out)
+        assert n == len(want) and list(out["ts_ns"][:n]) == want
+        assert r.discarded == 1 and r.pending_bytes() == 0
     finally:
         ring.close()
 
