@@ -132,7 +132,8 @@ def ring_pages(kind, scale: float, ncpus: int = 1) -> int:
 
 
 def buffer_bytes(kinds, scale: float, ncpus: int) -> int:
-    """Memory the rings of KINDS and the writer's slot buffers and column buffers take (all resident from the start: record/writer.py prefault)."""
+    """Memory the rings of KINDS and the writer's slot and column buffers
+    take, all resident from the start (record/writer.py ``prefault``)."""
     rings = sum(ring_pages(k, scale, ncpus) for k in kinds) * 4096 * ncpus
     return rings * (1 + 2 * SLOT_BUFFER_RINGS)
 
