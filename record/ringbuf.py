@@ -20,6 +20,11 @@ from latencyscope.schemas.codegen import (RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT,
 from latencyscope.schemas.events import EventKind
 
 
+# Up to this many short entries in one drain are stepped over one by one;
+# beyond, the records are copied whole and packed by index.
+SHORT_ENTRIES_AS_BLOCKS = 16
+
+
 class RingReader:
     """Reader of one ring of event kind K.  A ring entry is the ring's 8-byte
     header, for staged kinds a chunk header (u32 valid records, u32 kind),
@@ -50,6 +55,8 @@ class RingReader:
         self.entry = entry_size(k)
         self.payload = slot_payload_size(k)
         self.staged = k.staged
+        self._hdr_words = entry_header_size(k) // 8
+        self._slot_index = np.arange(self.per_entry)
         self.discarded = 0
         self.last_entries = 0  # entries the last drain_into copied
 
@@ -68,6 +75,11 @@ class RingReader:
         One strided copy into memory the caller reuses (headers skipped): no
         allocation, no page faults per drain.  Copies only whole entries,
         and stops early when OUT has no room for one more.
+
+        Every numpy call costs microseconds and a poll drains every CPU's
+        ring of every kind, so the usual cases take few of them: entries
+        committed and of the right size, and for staged kinds full chunks,
+        or full chunks with some flushed early (a quiet CPU's stage aged out).
         """
         self.last_entries = 0
         cons = int(self._cons[0])
@@ -77,48 +89,84 @@ class RingReader:
             return 0
         start = cons & self.mask
         words = self._data[start:start + n * self.entry].view(np.uint64).reshape(n, self.entry // 8)
-        lens = (words[:, 0] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-        busy = np.flatnonzero(lens & RINGBUF_BUSY_BIT)
-        if busy.size:
-            n = int(busy[0])
-            words, lens = words[:n], lens[:n]
-        if n == 0:
-            return 0
-        bad = (lens & ~np.uint32(RINGBUF_BUSY_BIT | RINGBUF_DISCARD_BIT)) != self.payload
+        head = words[:, :self._hdr_words].view(np.uint32)  # ring: (len, pg_off); chunk: (valid, kind)
+        disc = None
+        if not (head[:, 0] == self.payload).all():
+            n, disc = self._odd_entries(head[:, 0])
+            if n == 0:
+                return 0
+            words, head = words[:n], head[:n]
+        valid = None
         if self.staged:
-            bad |= (words[:, 1] >> np.uint64(32)) != np.uint64(self.kind.kind_id)
-        if bad.any():
-            raise LatencyScopeError(
-                f"{self.kind.name} ring entry of unexpected size or kind (size "
-                f"{int(lens[bad][0] & 0x3fffffff)}, expected {self.payload}): BPF program and schema disagree")
-        hdr = entry_header_size(self.kind) // 8
-        rec = out[:n * self.per_entry]
-        rec.view(np.uint64).reshape(n, -1)[:] = words[:, hdr:]
-        valid = (words[:, 1] & np.uint64(0xFFFFFFFF)).astype(np.int64) if self.staged else None
+            other = head[:, 3] != self.kind.kind_id
+            if other.any():
+                raise LatencyScopeError(f"{self.kind.name} ring entry of kind {int(head[other.argmax(), 3])} "
+                                        f"(expected {self.kind.kind_id}): BPF program and schema disagree")
+            if not (head[:, 2] == self.per_entry).all():
+                valid = head[:, 2].astype(np.int64)
+                if (valid > self.per_entry).any():
+                    raise LatencyScopeError(f"{self.kind.name} chunk claims {int(valid.max())} records "
+                                            f"(at most {self.per_entry}): BPF program and schema disagree")
+        rows = out[:n * self.per_entry].view(np.uint64).reshape(n * self.per_entry, -1)
+        body = words[:, self._hdr_words:]
+        if valid is None and disc is None:
+            rows.reshape(n, -1)[:] = body
+            got = len(rows)
+        else:
+            if valid is None:
+                valid = np.full(n, self.per_entry, dtype=np.int64)
+            if disc is not None:
+                self.discarded += int(disc.sum())
+                valid[disc] = 0
+            got = self._copy_valid(rows, body, valid)
         # Release the space only after the copy; the kernel may reuse it at once.
         self._cons[0] = np.uint64(cons + n * self.entry)
         self.last_entries = n
+        return got
+
+    def _copy_valid(self, rows: np.ndarray, body: np.ndarray, valid: np.ndarray) -> int:
+        """Copy the first VALID[i] records of entry i's BODY (rows of 64-bit
+        words) to ROWS, packed; return how many.  Entries short of records
+        (chunks flushed early by a quiet CPU, discarded entries) are rare
+        when the rate is high: runs of full entries between them are copied
+        as blocks, a copy per short entry.  Many short entries (a low rate,
+        little data) are copied whole and packed by index."""
+        per, width = self.per_entry, rows.shape[1]
+        short = np.flatnonzero(valid != per)
+        if len(short) > SHORT_ENTRIES_AS_BLOCKS:
+            rows.reshape(len(body), -1)[:] = body
+            first = int(short[0])
+            base = first * per
+            idx = np.flatnonzero(self._slot_index < valid[first:, None])
+            rows[base:base + len(idx)] = rows[base:][idx]
+            return base + len(idx)
+        at = prev = 0
+        for j in short.tolist() + [len(body)]:  # a step per short entry, not per record
+            if j > prev:
+                m = (j - prev) * per
+                rows[at:at + m].reshape(j - prev, -1)[:] = body[prev:j]
+                at += m
+            if j < len(body) and valid[j]:
+                v = int(valid[j])
+                rows[at:at + v] = body[j, :v * width].reshape(v, width)
+                at += v
+            prev = j + 1
+        return at
+
+    def _odd_entries(self, lens: np.ndarray):
+        """Entries not all committed with the expected size: (how many of
+        them can be copied -- up to the first one still being written --,
+        which of those were discarded)."""
+        busy = np.flatnonzero(lens & RINGBUF_BUSY_BIT)
+        n = int(busy[0]) if busy.size else len(lens)
+        lens = lens[:n]
+        bad = (lens & ~np.uint32(RINGBUF_BUSY_BIT | RINGBUF_DISCARD_BIT)) != self.payload
+        if bad.any():
+            raise LatencyScopeError(
+                f"{self.kind.name} ring entry of unexpected size (size {int(lens[bad][0] & 0x3fffffff)}, "
+                f"expected {self.payload}): BPF program and schema disagree")
         disc = (lens & RINGBUF_DISCARD_BIT) != 0
-        partial = valid is not None and bool((valid != self.per_entry).any())
-        if not disc.any() and not partial:
-            return len(rec)
-        # A chunk flushed before it was full (a quiet CPU's stage aged out),
-        # or a discarded entry: the records after the first such entry are
-        # moved up over the empty slots; the ones before it stay where they are.
-        if partial and (valid > self.per_entry).any():
-            raise LatencyScopeError(f"{self.kind.name} chunk claims {int(valid.max())} records "
-                                    f"(at most {self.per_entry}): BPF program and schema disagree")
-        short = disc | (valid != self.per_entry) if partial else disc
-        first = int(np.argmax(short))
-        keep = np.ones((n - first, self.per_entry), dtype=bool)
-        if partial:
-            keep &= np.arange(self.per_entry) < valid[first:, None]
-        keep[disc[first:]] = False
-        self.discarded += int(disc.sum())
-        base = first * self.per_entry
-        kept = rec[base:][keep.ravel()]
-        out[base:base + len(kept)] = kept
-        return base + len(kept)
+        return n, (disc if disc.any() else None)
 
     def close(self) -> None:
         # numpy views pin the buffers; drop them before closing the maps.

@@ -205,3 +205,30 @@ def test_a_chunk_that_disagrees_with_the_schema_is_one_clear_error(tmp_path, bad
             ring.r.drain_into(np.zeros(64, dtype=record_dtype(ring.k)))
     finally:
         ring.close()
+
+
+@pytest.mark.parametrize("entries,short_every", [(40, 7), (60, 2), (50, 1)])
+def test_many_short_chunks_and_discards_are_packed_in_ring_order(tmp_path, entries, short_every):
+    """A quiet CPU flushes most chunks before they are full: few or many
+    short chunks (stepped over one by one, or packed by index), discarded
+    entries among them, every valid record comes out once, in order."""
+    k = kind("sched_switch")
+    ring = _FileRing(tmp_path, k, size=1 << 20)
+    rng = np.random.default_rng(entries + short_every)
+    try:
+        want = []
+        for i in range(entries):
+            first = 1000 * i
+            if i % 11 == 5:
+                ring.put(_recs(k, first, STAGE_RECORDS), length=slot_payload_size(k) | RINGBUF_DISCARD_BIT)
+                continue
+            n = int(rng.integers(0, STAGE_RECORDS)) if i % short_every == 0 else STAGE_RECORDS
+            ring.put(_recs(k, first, n))
+            want += list(range(first, first + n))
+        out = np.zeros(entries * STAGE_RECORDS, dtype=record_dtype(k))
+        got = ring.r.drain_into(out)
+        assert got == len(want) and out["ts_ns"][:got].tolist() == want
+        assert ring.r.discarded == sum(1 for i in range(entries) if i % 11 == 5)
+        assert ring.r.pending_bytes() == 0
+    finally:
+        ring.close()
