@@ -24,7 +24,7 @@ from latencyscope.errors import LatencyScopeError, first_line
 from latencyscope.record import environment as env
 from latencyscope.record import bpfinfo, btf, host, preflight
 from latencyscope.record.ringbuf import RingReader
-from latencyscope.record.writer import CaptureWriteError, CaptureWriter
+from latencyscope.record.writer import COMPRESSION, COMPRESSIONS, CaptureWriteError, CaptureWriter
 from latencyscope.schemas import MODULES, kinds_of
 from latencyscope.schemas.codegen import STAGE_AGE_NS, STAGE_RECORDS, slot_dtype, stage_dtype
 
@@ -61,6 +61,7 @@ class RecordConfig:
     ring_scale: float = 1.0               # multiply every kind's default ring size
     keep_off_monitored: bool = True       # move our own threads off monitored CPUs
     rt_priority: int = DEFAULT_RT_PRIORITY  # SCHED_FIFO priority of the drain (0: normal)
+    compression: str = COMPRESSION        # codec of the capture's tables (record/writer.py)
     command_line: List[str] = field(default_factory=lambda: list(sys.argv))
 
 
@@ -88,6 +89,8 @@ def validate(cfg: RecordConfig) -> None:
     for p in cfg.pids:
         if p <= 0 or not os.path.isdir(f"/proc/{p}"):
             raise LatencyScopeError(f"no process with pid {p}")
+    if cfg.compression not in COMPRESSIONS:
+        raise LatencyScopeError(f"unknown compression {cfg.compression!r}; choose from {', '.join(COMPRESSIONS)}")
     if not 0 <= cfg.rt_priority <= 99:
         raise LatencyScopeError("--rt-priority must be between 0 (normal scheduling) and 99")
     if cfg.duration_s is not None and cfg.duration_s <= 0:
@@ -433,7 +436,7 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
         slots = {k.name: (slot_dtype(k),
                           SLOT_BUFFER_RINGS * len(online) * pages[k.name] * 4096 // slot_dtype(k).itemsize)
                  for k in kinds}
-        writer = CaptureWriter(cfg.output, kinds, slots=slots)
+        writer = CaptureWriter(cfg.output, kinds, slots=slots, compression=cfg.compression)
         cflags = ["-w"]
         if cfg.cpus is not None:
             cflags.append("-DLS_FILTER_CPUS")
@@ -512,7 +515,7 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
             "notes": notes,
             "module_facts": module_facts,
             "recorder": {"pid": os.getpid(), "drain_scheduling": scheduling, "rt_priority": cfg.rt_priority,
-                         "poll_interval_s": [POLL_BUSY_S, POLL_INTERVAL_S],
+                         "poll_interval_s": [POLL_BUSY_S, POLL_INTERVAL_S], "compression": cfg.compression,
                          "staging": {"kinds": [k.name for k in kinds if k.staged],
                                      "records_per_chunk": STAGE_RECORDS, "max_age_ns": STAGE_AGE_NS,
                                      "direct_cpus": direct},

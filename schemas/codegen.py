@@ -142,7 +142,7 @@ def docs_markdown() -> str:
         "",
         "Generated from `schemas/events.py` by `%s`. Do not edit." % REGEN,
         "",
-        "Every table is an Arrow IPC stream (`TABLE.arrows`, zstd-compressed",
+        "Every table is an Arrow IPC stream (`TABLE.arrows`, lz4- or zstd-compressed",
         "record batches) inside the capture; see `docs/capture.md` for the",
         "container and the manifest. Timestamps are CLOCK_MONOTONIC ns",
         "(`bpf_ktime_get_ns()`); `manifest.json` holds the offset to wall-clock.",

@@ -435,3 +435,12 @@ def test_root_without_capabilities_is_refused_by_the_preflight_in_one_line(tmp_p
     assert r.returncode == 3, r.stderr
     assert r.stderr.strip().count("\n") == 0 and "preflight: privileges: missing CAP_BPF" in r.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_an_unknown_compression_is_one_line_and_exit_3(tmp_path):
+    rec = Path(sys.executable).with_name("latencyscope-record")
+    r = subprocess.run([str(rec), "-d", "1", "--compression", "gzip", "-o", str(tmp_path / "c.lscope")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "--compression" in r.stderr and "gzip" in r.stderr
+    assert not list(tmp_path.iterdir())

@@ -232,3 +232,64 @@ def test_many_short_chunks_and_discards_are_packed_in_ring_order(tmp_path, entri
         assert ring.r.pending_bytes() == 0
     finally:
         ring.close()
+
+
+def test_a_large_merge_keeps_every_record_whole(tmp_path):
+    """Three CPUs' runs, far more records than one merge block: every
+    column of a record still belongs to that record after the merge."""
+    k = kind("sched_switch")
+    n = 3 * 70_000
+    w = CaptureWriter(str(tmp_path / "c.lscope"), [k], slots={k.name: (slot_dtype(k), n)})
+    rng = np.random.default_rng(3)
+    free = w.free_slots(k)
+    at = 0
+    for cpu in range(3):
+        s = _slots(k, n // 3, 0)
+        s["ts_ns"] = np.sort(rng.choice(10**9, n // 3, replace=False)) * 4 + cpu  # distinct across CPUs
+        s["cpu"] = cpu
+        s["prev_pid"] = (s["ts_ns"] % 100_003).astype(np.int32)
+        s["next_pid"] = (s["ts_ns"] % 7_919).astype(np.int32)
+        s["prev_state"] = (s["ts_ns"] % 3).astype(np.int64)
+        free[at:at + len(s)] = s
+        at += len(s)
+    w.commit(k, n)
+    w.hold_from_ns = int(np.median(free["ts_ns"][:n]))  # about half waits for the next flush
+    w.flush()
+    assert 0 < w.pending_rows < n
+    w.hold_from_ns = None
+    w.flush()
+    w.write_manifest({"format_version": 1})
+    with tarfile.open(w.finish()) as tar:
+        t = pa.ipc.open_stream(tar.extractfile("sched_switch.arrows").read()).read_all()
+    ts = t.column("ts_ns").to_numpy()
+    assert len(ts) == n and (np.diff(ts.astype(np.int64)) > 0).all()
+    assert (t.column("cpu").to_numpy() == ts % 4).all()
+    assert (t.column("prev_pid").to_numpy() == ts % 100_003).all()
+    assert (t.column("next_pid").to_numpy() == ts % 7_919).all()
+    assert (t.column("prev_state").to_numpy() == ts % 3).all()
+
+
+def test_both_codecs_write_the_same_table_zstd_smaller_and_an_unknown_one_is_refused(tmp_path):
+    k = kind("sched_switch")
+    rng = np.random.default_rng(5)
+    s = _slots(k, 50_000, 0)
+    s["ts_ns"] = np.cumsum(rng.integers(1, 5000, len(s)))
+    s["prev_pid"] = rng.integers(1, 300, len(s))
+    tables, sizes = {}, {}
+    for codec in ("lz4", "zstd"):
+        w = CaptureWriter(str(tmp_path / f"{codec}.lscope"), [k], slots={k.name: (slot_dtype(k), len(s))},
+                          compression=codec)
+        w.free_slots(k)[:] = s
+        w.commit(k, len(s))
+        w.flush()
+        w.write_manifest({"format_version": 1})
+        path = w.finish()
+        with tarfile.open(path) as tar:
+            data = tar.extractfile("sched_switch.arrows").read()
+        tables[codec] = pa.ipc.open_stream(data).read_all()
+        sizes[codec] = len(data)
+    assert tables["lz4"].equals(tables["zstd"]) and tables["lz4"].num_rows == len(s)
+    assert sizes["zstd"] < sizes["lz4"] < s.nbytes
+    with pytest.raises(LatencyScopeError, match="unknown compression 'gzip'"):
+        CaptureWriter(str(tmp_path / "g.lscope"), [k], compression="gzip")
+    assert not (tmp_path / "g.lscope.partial").exists()
