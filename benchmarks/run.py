@@ -150,6 +150,10 @@ def capture_manifest(path: Path) -> dict:
         return json.loads(t.extractfile("manifest.json").read())
 
 
+def _nonzero(by_kind: Optional[Dict[str, int]]) -> Dict[str, int]:
+    return {k: v for k, v in (by_kind or {}).items() if v}
+
+
 def fmt_pct(x: Optional[float]) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -425,6 +429,7 @@ class LatencyScopeRecord(Tracer):
         if rc == 0 and self.path.exists():
             m = capture_manifest(self.path)
             info.update(events=sum(m.get("events", {}).values()), lost=sum(m.get("lost", {}).values()),
+                        longest_drain_gap_ms=m.get("recorder", {}).get("longest_drain_gap_ms"),
                         events_by_kind=m.get("events"), lost_by_kind=m.get("lost"),
                         ring_bytes={k: v.get("ring_bytes") for k, v in m.get("tables", {}).items()},
                         bytes=self.path.stat().st_size, path=str(self.path),
@@ -695,7 +700,8 @@ def part_observer(cfg: Config, workloads: List[Workload], tracers: List[Tracer])
                 runs[t.name].append({"value": value, "foreign_progs": foreign, "idle_before": idle_before,
                                      "tracer_cpu_window_s": tracer_cpu, "other_cpu_s": other,
                                      **{k: v for k, v in info.items()
-                                                        if k in ("events", "lost", "cpu_total_s")}})
+                                        if k in ("events", "lost", "cpu_total_s", "lost_by_kind",
+                                                 "longest_drain_gap_ms")}})
                 cfg.log(f"    {wl.name:8s} rep {rep} {t.name:12s} {value if value is None else round(value):>10} "
                         f"{wl.unit}" + (f"  events {info.get('events')} lost {info.get('lost')}"
                                         if "events" in info else ""))
@@ -1486,8 +1492,11 @@ def render(res: dict) -> str:
             ev = [x for x in lsr if x.get("events")]
             if ev:
                 a("")
-                a("LatencyScope events per run (lost): " + ", ".join(f"{x['events']:,} ({x.get('lost', 0):,})"
-                                                                   for x in ev))
+                a("LatencyScope events per run (lost; longest time the rings went undrained): " + ", ".join(
+                    f"{x['events']:,} ({x.get('lost', 0):,}"
+                    + (f" {_nonzero(x.get('lost_by_kind'))}" if x.get("lost") else "")
+                    + (f"; {x['longest_drain_gap_ms']:.0f} ms" if x.get("longest_drain_gap_ms") is not None else "")
+                    + ")" for x in ev))
             a("")
 
     cost = res.get("bpf_cost")

@@ -532,8 +532,14 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
         lost = {k.name: [] for k in kinds}
         lost_shown = 0
         try:
+            last_poll = t_start
+            max_gap = 0.0
             while True:
                 now = time.monotonic()
+                # The longest time the rings went undrained: what a lost
+                # event's ring had to survive (in the manifest).
+                max_gap = max(max_gap, now - last_poll)
+                last_poll = now
                 finishing = stop.requested or (deadline is not None and now >= deadline)
                 busy = False
                 # Records older than this are final: whatever the next
@@ -602,6 +608,7 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
             "events": dict(writer.rows),
             "discarded": rings.discarded(),
         })
+        manifest["recorder"]["longest_drain_gap_ms"] = round(max_gap * 1e3, 1)
         manifest.update(_loss_facts(lost, kinds))
         try:
             writer.write_manifest(manifest)

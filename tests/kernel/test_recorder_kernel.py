@@ -209,8 +209,9 @@ sys.stdin.read()
 """
 
 
-@pytest.mark.parametrize("direct", [None, "1"], ids=["staged", "direct-cpu"])
-def test_staged_records_are_all_delivered_exactly(tmp_path, monkeypatch, direct):
+@pytest.mark.parametrize("direct, compression", [(None, "lz4"), ("1", "lz4"), (None, "zstd")],
+                         ids=["staged", "direct-cpu", "staged-zstd"])
+def test_staged_records_are_all_delivered_exactly(tmp_path, monkeypatch, direct, compression):
     """sched_switch records come through per-CPU stages (chunks of several
     records; the rest read from the stage maps when the capture ends), or
     record by record on a CPU without ticks (nohz_full; forced here): a
@@ -220,7 +221,7 @@ def test_staged_records_are_all_delivered_exactly(tmp_path, monkeypatch, direct)
         monkeypatch.setenv("LATENCYSCOPE_DIRECT_CPUS", direct)
     cap_path = tmp_path / "staged.lscope"
     # Unfiltered: the child starts on either CPU before it is pinned.
-    rec = Recorder(cap_path, "--modules", "isolation")
+    rec = Recorder(cap_path, "--modules", "isolation", "--compression", compression)
     try:
         rec.wait_ready()
         child = spawn_pinned(1, SLEEPER)
@@ -239,6 +240,8 @@ def test_staged_records_are_all_delivered_exactly(tmp_path, monkeypatch, direct)
     assert 123 <= wk <= truth["voluntary_ctxt_switches"], (wk, truth)
     assert sum(cap.manifest["lost"].values()) == 0
     assert cap.manifest["recorder"]["staging"]["direct_cpus"] == ([] if direct is None else [1])
+    assert cap.manifest["recorder"]["compression"] == compression
+    assert 0 < cap.manifest["recorder"]["longest_drain_gap_ms"] < 1000
     skipped = cap.manifest["skipped_by_kernel"]  # the kernel's recursion misses, per program
     assert {"sched:sched_switch", "sched:sched_wakeup", "timer:hrtimer_expire_entry"} <= set(skipped)
     assert all(isinstance(v, int) and v >= 0 for v in skipped.values())
