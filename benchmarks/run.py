@@ -62,6 +62,26 @@ HAVE_BTF = Path("/sys/kernel/btf/vmlinux").is_file()
 BTF_EVENT_OF = {short: ev for ev, short in SHORT_NAMES.items()}
 LS_ISOLATION_TPS = ([("tp_btf:" + tp.split(":")[1]) if HAVE_BTF and tp.split(":")[1] in SHORT_NAMES else tp
                      for tp in ISOLATION_TPS] + ["timer:hrtimer_expire_entry"])
+
+
+def module_tracepoints(modules: str) -> List[str]:
+    """The tracepoints latencyscope-record attaches for MODULES (comma list),
+    as tracefs names (perf events, which are not tracepoints, left out)."""
+    from latencyscope.schemas import kinds_of
+
+    tps = [k.tracepoint for m in modules.split(",") for k in kinds_of(m)]
+    return list(dict.fromkeys(tp for tp in tps if not tp.startswith("perf:")))
+
+
+def module_programs(modules: str) -> List[str]:
+    """What an empty program must attach to pay what LatencyScope's programs
+    pay to be called for MODULES: the isolation hooks as the recorder
+    attaches them (tp_btf, plus the stage-flushing timer), the rest as
+    classic tracepoints."""
+    out = []
+    for m in modules.split(","):
+        out += LS_ISOLATION_TPS if m == "isolation" else module_tracepoints(m)
+    return list(dict.fromkeys(out))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -307,6 +327,7 @@ class Workload:
     argv: Callable[[float, Path], List[str]]
     parse: Callable[[str], Optional[float]]
     prepare: Optional[Callable[[Path], None]] = None
+    modules: str = "isolation"  # what latencyscope-record (and the tracers copying it) record here
 
     def run(self, seconds: float, work: Path) -> Optional[float]:
         return self.run_measured(seconds, work)["value"]
@@ -360,7 +381,17 @@ def fio_workload() -> Workload:
         lambda s, w: ["fio", "--name=lsbench", f"--filename={w / 'fio.dat'}", "--rw=randread", "--direct=1",
                       "--bs=4k", "--size=64M", "--ioengine=psync", "--numjobs=2", "--group_reporting",
                       f"--runtime={s}", "--time_based", "--output-format=json"],
-        parse_fio_iops, prepare=_fio_prepare)
+        parse_fio_iops, prepare=_fio_prepare, modules="isolation,irq")
+
+
+def fault_workload() -> Workload:
+    """Page faults and TLB shootdowns: every loop maps, writes and unmaps
+    32 MiB (~0.7 M minor faults/s on this machine kind)."""
+    return Workload(
+        "vm", "`stress-ng --vm 2 --vm-bytes 32M --vm-method write64` (page faults, TLB shootdowns)", "bogo ops/s",
+        lambda s, w: ["stress-ng", "--vm", "2", "--vm-bytes", "32M", "--vm-method", "write64",
+                      "-t", f"{max(1, round(s))}s", "--metrics-brief"],
+        lambda t: parse_stress_ng(t, "vm"), modules="memory")
 
 
 # --------------------------------------------------------------------------- tracers
@@ -380,6 +411,9 @@ class Tracer:
     def stop(self) -> dict:
         return {}
 
+    def for_workload(self, wl: "Workload") -> None:
+        """Record what matches WL (its modules); by default the same everywhere."""
+
 
 class Untraced(Tracer):
     name, label = "untraced", "untraced"
@@ -392,6 +426,11 @@ class LatencyScopeRecord(Tracer):
     def __init__(self, extra: Optional[List[str]] = None, prefix: Optional[List[str]] = None):
         self.extra = extra or []
         self.prefix = prefix or []  # e.g. ["chrt", "-f", "1"]: exec'ed, so the pid stays the recorder's
+
+    def for_workload(self, wl):
+        if self.label == f"latencyscope-record --modules {self.modules}":
+            self.label = f"latencyscope-record --modules {wl.modules}"
+        self.modules = wl.modules
 
     def available(self):
         return None if (BIN / "latencyscope-record").exists() else f"{BIN}/latencyscope-record not found"
@@ -495,10 +534,14 @@ def _tp_args(tps):
 
 
 class TraceCmd(Tracer):
-    name, label = "trace-cmd", "trace-cmd record -e (same 4 tracepoints)"
+    name, label = "trace-cmd", "trace-cmd record -e (LatencyScope's tracepoints)"
 
     def __init__(self):
         self._why = None
+        self.tps = ISOLATION_TPS
+
+    def for_workload(self, wl):
+        self.tps = module_tracepoints(wl.modules)
 
     def available(self):
         if not have("trace-cmd"):
@@ -530,7 +573,7 @@ class TraceCmd(Tracer):
 
     def start(self, work, tag):
         self.path = work / f"{tag}.trace.dat"
-        self.child = Child(tag + ".trace-cmd", ["trace-cmd", "record", *_tp_args(ISOLATION_TPS),
+        self.child = Child(tag + ".trace-cmd", ["trace-cmd", "record", *_tp_args(self.tps),
                                                 "-o", str(self.path)], work).start()
         if not self.child.wait_for(lambda: "Hit Ctrl^C" in self.child.text(), 30):
             self.child.stop()
@@ -552,6 +595,10 @@ class Ftrace(Tracer):
 
     def __init__(self, buffer_kb: int = 65536):
         self.buffer_kb = buffer_kb
+        self.tps = ISOLATION_TPS
+
+    def for_workload(self, wl):
+        self.tps = module_tracepoints(wl.modules)
 
     def available(self):
         return None if (TRACEFS / "events/sched/sched_switch/enable").exists() else "tracefs not mounted"
@@ -566,7 +613,7 @@ class Ftrace(Tracer):
         self._w("tracing_on", 0)
         self._w("trace", "")
         self._w("buffer_size_kb", self.buffer_kb)
-        for tp in ISOLATION_TPS:
+        for tp in self.tps:
             self._w(f"events/{tp.replace(':', '/')}/enable", 1)
         self._w("tracing_on", 1)
         LIVE_FTRACE.append(self)
@@ -589,7 +636,7 @@ class Ftrace(Tracer):
                 info["path"] = str(path)
             else:
                 info["error"] = (r.stdout + r.stderr)[-300:]
-        for tp in ISOLATION_TPS:
+        for tp in self.tps:
             self._w(f"events/{tp.replace(':', '/')}/enable", 0)
         self._w("trace", "")
         self._w("buffer_size_kb", self.saved["buffer_size_kb"])
@@ -616,10 +663,15 @@ class Runqlat(Tracer):
 
 
 class EmptyBpf(Tracer):
-    name, label = "empty-bpf", "empty BPF program on latencyscope-record's 5 tracepoints (floor)"
+    name, label = "empty-bpf", "empty BPF program on latencyscope-record's tracepoints (floor)"
 
     def __init__(self, tps=None):
         self.tps = tps or LS_ISOLATION_TPS
+        self.fixed = tps is not None
+
+    def for_workload(self, wl):
+        if not self.fixed:
+            self.tps = module_programs(wl.modules)
 
     def available(self):
         return None if Path(self.python).exists() else f"{self.python} not found"
@@ -672,10 +724,15 @@ def part_observer(cfg: Config, workloads: List[Workload], tracers: List[Tracer])
             wl.prepare(cfg.work)
         here = [t for t in usable if not getattr(t, "only", None) or wl.name in t.only]
         runs: Dict[str, List[dict]] = {t.name: [] for t in here}
+        labels = {}
+        for t in here:
+            t.for_workload(wl)
+            labels[t.name] = t.label
         for rep in range(cfg.repeats):
             # rotate the order each repetition: drift and warm-up spread over every tracer
             order = here[rep % len(here):] + here[:rep % len(here)]
             for t in order:
+                t.for_workload(wl)
                 tag = f"obs-{wl.name}-{t.name}-{rep}"
                 idle_before = 1 - wait_quiet(cfg.quiet_wait)
                 foreign = foreign_sched_progs()
@@ -713,7 +770,7 @@ def part_observer(cfg: Config, workloads: List[Workload], tracers: List[Tracer])
             ratios = [v / base_med for v in vals if v and base_med]
             table[name] = {"values": vals, "ratio": summarize(ratios), "runs": rs}
         out["workloads"][wl.name] = {"label": wl.label, "unit": wl.unit, "untraced_median": base_med,
-                                     "tracers": table}
+                                     "modules": wl.modules, "tracer_labels": labels, "tracers": table}
     return out
 
 
@@ -1485,7 +1542,8 @@ def render(res: dict) -> str:
                 raw = ", ".join("fail" if v is None else f"{v:,.0f}" for v in t["values"])
                 cpu = ", ".join(f"{x['tracer_cpu_window_s']:.2f}" for x in t["runs"] if "tracer_cpu_window_s" in x)
                 other = ", ".join(f"{x['other_cpu_s']:.2f}" for x in t["runs"] if "other_cpu_s" in x)
-                a(f"| {obs['tracers'].get(name, name)} | {fmt_pct(r.get('min'))} | **{fmt_pct(r.get('median'))}** "
+                label = wl.get("tracer_labels", {}).get(name) or obs["tracers"].get(name, name)
+                a(f"| {label} | {fmt_pct(r.get('min'))} | **{fmt_pct(r.get('median'))}** "
                   f"| {fmt_pct(r.get('max'))} | {raw} | {cpu or '–'} | {other or '–'} "
                   f"| {', '.join(str(x.get('foreign_progs', '?')) for x in t['runs'])} |")
             lsr = wl["tracers"].get("latencyscope", {}).get("runs", [])
@@ -1674,7 +1732,7 @@ def main(argv=None) -> int:
     work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="lsbench-"))
     work.mkdir(parents=True, exist_ok=True)
     cfg = Config(work=work, seconds=a.seconds or (2.0 if a.quick else 3.0),
-                 repeats=a.repeats or (1 if a.quick else 3), quick=a.quick, big=a.big,
+                 repeats=a.repeats or (1 if a.quick else 5), quick=a.quick, big=a.big,
                  big_events=int(a.big_events), big_rss_kill_bytes=int(min(1.5 * 4 * 2**30, 0.5 * (machine()["mem_bytes"] or 8 << 30))),
                  analysis_repeats=1 if a.quick else 3, quiet_wait=a.quiet_wait, log=lambda s: print(s, file=sys.stderr, flush=True))
     parts = set((a.only or "observer,cost,loss,capture,syscall" + (",big" if a.big else "")).split(","))
@@ -1699,7 +1757,8 @@ def main(argv=None) -> int:
     try:
         if "observer" in parts:
             cfg.log("== 1. observer effect")
-            wls = [switch_workload(2), pinned_switch_workload()] + ([fio_workload()] if have("fio") else [])
+            wls = [switch_workload(2), pinned_switch_workload(), fault_workload()] + \
+                ([fio_workload()] if have("fio") else [])
             if not have("fio"):
                 res["notes"].append("fio not installed: the IRQ/I/O workload was skipped")
             tc = TraceCmd()
