@@ -66,8 +66,10 @@ WORST_ORDER, WORST_DESC = ["latency_ns", "run_ns", "pid"], [True, False, False]
 # size: a sixteenth of the events, within [CHUNK_ROWS_MIN, CHUNK_ROWS].
 # Measured on 2.7 M events (docs/benchmarks.md, seventh round): the whole-table
 # path took 1.2 GiB and 1.8 s, slices of 170 k events 0.35 GiB and 1.3 s;
-# slices smaller still add per-slice overhead on 100 M-event captures.
-CHUNKED_ABOVE_ROWS = 1_000_000
+# on 1.56 M events (ninth round) 0.71 GiB and 2.0-2.2 s against 0.22 GiB and
+# 0.9-1.2 s, the same report; the whole-table path takes ~0.45 GiB per
+# million events, so it serves small captures only.
+CHUNKED_ABOVE_ROWS = 200_000
 # Up to this many switches, the sliced pass keeps the columns the causes need
 # (~20 B each) instead of reading them a second time.
 EXPLAIN_KEEP_ROWS = 2_000_000
@@ -77,7 +79,7 @@ CHUNK_ROWS_MIN = 125_000
 
 
 def slice_rows(sched_rows: int) -> int:
-    return 166000  # TMP
+    return max(CHUNK_ROWS_MIN, min(CHUNK_ROWS, sched_rows // 16))
 
 
 def worst_waits(waits: pl.DataFrame, n: int) -> pl.DataFrame:
