@@ -491,6 +491,7 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
         writer.min_ts_ns = time.monotonic_ns()
         misses_before = bpfinfo.misses_by_program(b, links.prog_fds())
         rings.activate()
+        activated = time.monotonic()
         start_clock = host.clock_offsets()
         manifest = {
             "format": "latencyscope-capture",
@@ -532,8 +533,9 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
         lost = {k.name: [] for k in kinds}
         lost_shown = 0
         try:
-            last_poll = t_start
+            last_poll = activated  # the manifest's write (an fsync) counts too
             max_gap = 0.0
+            max_fill = {k.name: 0.0 for k in kinds}  # fullest any CPU's ring of a kind was at a poll
             while True:
                 now = time.monotonic()
                 # The longest time the rings went undrained: what a lost
@@ -548,7 +550,9 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
                 writer.hold_from_ns = None if finishing else time.monotonic_ns() - HOLD_BACK_NS
                 for k in kinds:
                     rs = readers[k.name]
-                    busy |= any(r.fill_fraction() >= BUSY_FILL for r in rs)
+                    fill = max(r.fill_fraction() for r in rs)
+                    max_fill[k.name] = max(max_fill[k.name], fill)
+                    busy |= fill >= BUSY_FILL
                     total += _drain(rs, writer, k)
                 if finishing:
                     break
@@ -609,6 +613,7 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
             "discarded": rings.discarded(),
         })
         manifest["recorder"]["longest_drain_gap_ms"] = round(max_gap * 1e3, 1)
+        manifest["recorder"]["max_ring_fill"] = {name: round(f, 4) for name, f in max_fill.items()}
         manifest.update(_loss_facts(lost, kinds))
         try:
             writer.write_manifest(manifest)

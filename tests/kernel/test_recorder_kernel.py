@@ -242,6 +242,9 @@ def test_staged_records_are_all_delivered_exactly(tmp_path, monkeypatch, direct,
     assert cap.manifest["recorder"]["staging"]["direct_cpus"] == ([] if direct is None else [1])
     assert cap.manifest["recorder"]["compression"] == compression
     assert 0 < cap.manifest["recorder"]["longest_drain_gap_ms"] < 1000
+    fill = cap.manifest["recorder"]["max_ring_fill"]
+    assert set(fill) == set(cap.manifest["events"]) and all(0 <= f < 1 for f in fill.values())
+    assert fill["sched_switch"] > 0  # the child's switches went through the rings (and stages)
     skipped = cap.manifest["skipped_by_kernel"]  # the kernel's recursion misses, per program
     assert {"sched:sched_switch", "sched:sched_wakeup", "timer:hrtimer_expire_entry"} <= set(skipped)
     assert all(isinstance(v, int) and v >= 0 for v in skipped.values())
