@@ -469,6 +469,7 @@ class LatencyScopeRecord(Tracer):
             m = capture_manifest(self.path)
             info.update(events=sum(m.get("events", {}).values()), lost=sum(m.get("lost", {}).values()),
                         longest_drain_gap_ms=m.get("recorder", {}).get("longest_drain_gap_ms"),
+                        max_ring_fill=m.get("recorder", {}).get("max_ring_fill"),
                         events_by_kind=m.get("events"), lost_by_kind=m.get("lost"),
                         ring_bytes={k: v.get("ring_bytes") for k, v in m.get("tables", {}).items()},
                         bytes=self.path.stat().st_size, path=str(self.path),
@@ -758,7 +759,7 @@ def part_observer(cfg: Config, workloads: List[Workload], tracers: List[Tracer])
                                      "tracer_cpu_window_s": tracer_cpu, "other_cpu_s": other,
                                      **{k: v for k, v in info.items()
                                         if k in ("events", "lost", "cpu_total_s", "lost_by_kind",
-                                                 "longest_drain_gap_ms")}})
+                                                 "longest_drain_gap_ms", "max_ring_fill")}})
                 cfg.log(f"    {wl.name:8s} rep {rep} {t.name:12s} {value if value is None else round(value):>10} "
                         f"{wl.unit}" + (f"  events {info.get('events')} lost {info.get('lost')}"
                                         if "events" in info else ""))
@@ -1552,7 +1553,10 @@ def render(res: dict) -> str:
                 a("")
                 a("LatencyScope events per run (lost; longest time the rings went undrained): " + ", ".join(
                     f"{x['events']:,} ({x.get('lost', 0):,}"
-                    + (f" {_nonzero(x.get('lost_by_kind'))}" if x.get("lost") else "")
+                    + (f" {_nonzero(x.get('lost_by_kind'))}, fullest ring "
+                       + ", ".join(f"{k} {fmt_pct((x.get('max_ring_fill') or {}).get(k))}"
+                                   for k in _nonzero(x.get('lost_by_kind')))
+                       if x.get("lost") else "")
                     + (f"; {x['longest_drain_gap_ms']:.0f} ms" if x.get("longest_drain_gap_ms") is not None else "")
                     + ")" for x in ev))
             a("")
