@@ -1384,12 +1384,16 @@ def budgets(res: dict) -> List[dict]:
         rt = next((r for r in extra if r.get("prefix", "").startswith("chrt") and r.get("events")), None)
         best = max(loss.get("runs", []) + extra, key=lambda r: r.get("events_per_s", 0) if not r.get("lost") else 0)
         fast = [r for r in loss.get("runs", []) if not r.get("lost")]
+        top = max(r["events_per_s"] for r in fast) if fast else 0
+        # Every default run lossless below 1 M/s: the workload, not the recorder, set the rate.
+        capped = bool(fast) and len(fast) == len(loss.get("runs", [])) and top < 1e6
         row("Drain + write ≥ 1 M events/s sustained with zero loss, default settings (DESIGN.md)",
-            (f"best lossless default run {max(r['events_per_s'] for r in fast) / 1e3:.0f} k events/s" if fast
-             else "no default run was lossless")
+            (f"best lossless default run {top / 1e3:.0f} k events/s" if fast else "no default run was lossless")
+            + (" (every run lossless: the workload produced no more on this machine; not measured at 1 M/s)"
+               if capped else "")
             + (f"; under `chrt -f 1`: {rt['events_per_s'] / 1e3:.0f} k events/s recorded, {rt.get('lost', 0):,} lost"
                if rt else ""),
-            bool(fast) and max(r["events_per_s"] for r in fast) >= 1e6)
+            None if capped else bool(fast) and top >= 1e6)
         ref = rt if rt and not rt.get("lost") else (best if not best.get("lost") else None)
         if ref and ref.get("cpu_us_per_event_window") is not None:
             row("Recorder user CPU ≤ 0.2 µs per event (DESIGN.md)",
