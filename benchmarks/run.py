@@ -470,6 +470,7 @@ class LatencyScopeRecord(Tracer):
             info.update(events=sum(m.get("events", {}).values()), lost=sum(m.get("lost", {}).values()),
                         longest_drain_gap_ms=m.get("recorder", {}).get("longest_drain_gap_ms"),
                         max_ring_fill=m.get("recorder", {}).get("max_ring_fill"),
+                        ring_fill_when_lost=m.get("recorder", {}).get("ring_fill_when_lost"),
                         events_by_kind=m.get("events"), lost_by_kind=m.get("lost"),
                         ring_bytes={k: v.get("ring_bytes") for k, v in m.get("tables", {}).items()},
                         bytes=self.path.stat().st_size, path=str(self.path),
@@ -759,7 +760,8 @@ def part_observer(cfg: Config, workloads: List[Workload], tracers: List[Tracer])
                                      "tracer_cpu_window_s": tracer_cpu, "other_cpu_s": other,
                                      **{k: v for k, v in info.items()
                                         if k in ("events", "lost", "cpu_total_s", "lost_by_kind",
-                                                 "longest_drain_gap_ms", "max_ring_fill")}})
+                                                 "longest_drain_gap_ms", "max_ring_fill",
+                                                 "ring_fill_when_lost")}})
                 cfg.log(f"    {wl.name:8s} rep {rep} {t.name:12s} {value if value is None else round(value):>10} "
                         f"{wl.unit}" + (f"  events {info.get('events')} lost {info.get('lost')}"
                                         if "events" in info else ""))
@@ -1557,8 +1559,9 @@ def render(res: dict) -> str:
                 a("")
                 a("LatencyScope events per run (lost; longest time the rings went undrained): " + ", ".join(
                     f"{x['events']:,} ({x.get('lost', 0):,}"
-                    + (f" {_nonzero(x.get('lost_by_kind'))}, fullest ring "
-                       + ", ".join(f"{k} {fmt_pct((x.get('max_ring_fill') or {}).get(k))}"
+                    + (f" {_nonzero(x.get('lost_by_kind'))}, fullest ring at a poll / when a write failed "
+                       + ", ".join(f"{k} {fmt_pct((x.get('max_ring_fill') or {}).get(k))} / "
+                                   f"{fmt_pct((x.get('ring_fill_when_lost') or {}).get(k))}"
                                    for k in _nonzero(x.get('lost_by_kind')))
                        if x.get("lost") else "")
                     + (f"; {x['longest_drain_gap_ms']:.0f} ms" if x.get("longest_drain_gap_ms") is not None else "")

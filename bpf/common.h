@@ -85,6 +85,20 @@ static __always_inline void ls_count_lost(u32 kind)
     ls_count_lost_n(kind, 1);
 }
 
+/* The fullest a ring was (bytes not yet consumed) when a write to it failed,
+ * per CPU and kind: near the ring's size, the ring was too small for the
+ * rate; far from it, the write failed for another reason.  Touched only on
+ * that failure path. */
+BPF_PERCPU_ARRAY(ls_lost_fill, u64, LS_NKINDS);
+
+static __always_inline void ls_note_lost_fill(void *ring, u32 kind)
+{
+    u64 avail = bpf_ringbuf_query(ring, 0);  /* BPF_RB_AVAIL_DATA */
+    u64 *v = ls_lost_fill.lookup(&kind);
+    if (v && avail > *v)
+        *v = avail;
+}
+
 /* One ring buffer per event kind and CPU, in one ARRAY_OF_MAPS indexed by
  * kind * LS_NCPUS + cpu, which the recorder fills (ls_ring_template only
  * gives BCC the inner map type).  A CPU writes only its own rings: no lock
@@ -116,8 +130,10 @@ static __always_inline void *ls_reserve(u32 kind, u64 size)
     if (!ring)
         return (void *)0;
     void *e = bpf_ringbuf_reserve(ring, size, 0);
-    if (!e)
+    if (!e) {
         ls_count_lost(kind);
+        ls_note_lost_fill(ring, kind);
+    }
     return e;
 }
 
@@ -174,8 +190,10 @@ static __always_inline void ls_stage_flush(u32 *hdr, u32 size, u32 kind)
     void *ring = ls_ring(kind);
     if (ring) {
         hdr[1] = kind;
-        if (bpf_ringbuf_output(ring, hdr, 8 + LS_STAGE_RECORDS * size, BPF_RB_NO_WAKEUP))
+        if (bpf_ringbuf_output(ring, hdr, 8 + LS_STAGE_RECORDS * size, BPF_RB_NO_WAKEUP)) {
             ls_count_lost_n(kind, n);
+            ls_note_lost_fill(ring, kind);
+        }
     }
     *hdr = 0;
 }

@@ -385,6 +385,18 @@ def _drain_stages(b, writer: CaptureWriter, kinds) -> int:
     return moved
 
 
+def _lost_fill(b, kinds, pages: Dict[str, int], lost: Dict[str, List[int]]) -> Dict[str, float]:
+    """For each kind that lost records: the fullest one of its rings was
+    (0..1 of a ring) when a write failed (bpf/common.h ls_lost_fill)."""
+    table = b.get_table("ls_lost_fill")
+    out = {}
+    for k in kinds:
+        if sum(lost.get(k.name) or []):
+            fill = max(int(v) for v in table[ctypes.c_int(k.kind_id)])
+            out[k.name] = round(fill / (pages[k.name] * 4096), 4)
+    return out
+
+
 def _lost_by_kind(b, kinds) -> Dict[str, List[int]]:
     table = b.get_table("ls_lost")
     out = {}
@@ -587,6 +599,7 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
                 _drain(readers[k.name], writer, k)
             total += _drain_stages(b, writer, kinds)
             lost = _lost_by_kind(b, kinds)
+            manifest["recorder"]["ring_fill_when_lost"] = _lost_fill(b, kinds, pages, lost)
             misses = bpfinfo.misses_by_program(b, links.prog_fds())
             manifest["skipped_by_kernel"] = {p: n - misses_before.get(p, 0) for p, n in sorted(misses.items())}
             end_facts = _call_hooks(modules, "before_detach", b, cfg)

@@ -232,6 +232,13 @@ def test_event_storm_beyond_the_ring_counts_loss_per_cpu_and_kind(tmp_path):
     for kind, per_cpu in m["lost_per_cpu"].items():
         assert len(per_cpu) == ncpu and sum(per_cpu) == m["lost"][kind]
     assert m["lost_by_module"]["isolation"] == sum(m["lost"].values())
+    # A ring too small for the rate: when a chunk write failed, it was full
+    # up to less than one chunk (entry_size) of its size.
+    from latencyscope.schemas import kind
+    from latencyscope.schemas.codegen import entry_size
+    ring = m["tables"]["sched_switch"]["ring_bytes_per_cpu"]
+    assert 1 - entry_size(kind("sched_switch")) / ring <= m["recorder"]["ring_fill_when_lost"]["sched_switch"] <= 1
+    assert set(m["recorder"]["ring_fill_when_lost"]) == {k for k, v in m["lost"].items() if v}
     assert cap.table("sched_switch").height == m["events"]["sched_switch"] > 0  # what got through is intact
     rc, rep = analyze_json(cap_path, "-m", "isolation")
     assert rep["capture"]["lost_events"] == sum(m["lost"].values()) > 0
