@@ -203,10 +203,10 @@ class CaptureWriter:
         self.min_ts_ns: Optional[int] = None
         self.started = False  # set once the first manifest is written
         self.failed = False   # a write failed: no more batches, no EOS marker
+        self.compression = compression
         # One thread: Arrow's pool compresses a batch's buffers in parallel
         # for less wall time but ~30% more CPU (measured), and CPU is what a
         # recorder takes from the workload it watches.
-        self.compression = compression
         opts = pa.ipc.IpcWriteOptions(compression=compression, use_threads=False)
         self._warm_up(opts)
         for k in kinds:
@@ -222,7 +222,7 @@ class CaptureWriter:
 
     def _warm_up(self, opts: pa.ipc.IpcWriteOptions) -> None:
         """Build and compress one batch of each kind into memory: pyarrow
-        sets up its compute kernels and codec on first use (~60 ms here),
+        sets up its compute kernels and codec on first use (~90 ms here),
         which belongs before the capture window, not in its first flush."""
         for k in self.kinds:
             one = np.zeros(1, dtype=slot_dtype(k))
