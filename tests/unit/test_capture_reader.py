@@ -3,6 +3,8 @@ import json
 import os
 import tarfile
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 from latencyscope.analyze.capture import open_capture
@@ -153,3 +155,29 @@ def test_lying_manifest_counts_are_reported(tmp_path):
     json.dump(m, open(os.path.join(d, "manifest.json"), "w"))
     cap = open_capture(d)
     assert any("999" in w for w in cap.warnings)
+
+
+@pytest.mark.parametrize("case", ["plain", "empty-strings", "sliced", "sliced-dictionary", "unicode", "one"])
+def test_dictionary_names_decoded_without_pyarrow_compute_equal_the_cast(case):
+    """Task names stored dictionary-encoded come out as the same strings
+    pyarrow's cast gives, whatever the slicing of indices or dictionary."""
+    from latencyscope.analyze.capture import _decoded
+
+    rng = np.random.default_rng(len(case))
+    words = {"plain": ["swapper/0", "stress-ng", "kworker/1:2-events", "a"],
+             "empty-strings": ["", "x", "", "yz"],
+             "sliced": ["alpha", "beta", "gamma", "delta", "eps"],
+             "sliced-dictionary": ["alpha", "beta", "gamma", "delta", "eps"],
+             "unicode": ["naïve", "日本語", "émoji-🙂", "plain"],
+             "one": ["only"]}[case]
+    dictionary = pa.array(words, pa.string())
+    if case == "sliced-dictionary":
+        dictionary = dictionary.slice(1, 3)
+    n = 1 if case == "one" else 5000
+    indices = pa.array(rng.integers(0, len(dictionary), n).astype(np.int32))
+    arr = pa.DictionaryArray.from_arrays(indices, dictionary)
+    if case == "sliced":
+        arr = arr.slice(17, 3000)
+    got = _decoded(arr)
+    assert got.type == pa.string()
+    assert got.to_pylist() == arr.cast(pa.string()).to_pylist()
