@@ -83,6 +83,8 @@ def module_programs(modules: str) -> List[str]:
         out += LS_ISOLATION_TPS if m == "isolation" else module_tracepoints(m)
     return list(dict.fromkeys(out))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# What the recorder writes into the manifest about its own drain (record/session.py).
+RECORDER_DIAGNOSTICS = ("longest_drain_gap_ms", "max_ring_fill", "ring_fill_when_lost")
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -172,6 +174,20 @@ def capture_manifest(path: Path) -> dict:
 
 def _nonzero(by_kind: Optional[Dict[str, int]]) -> Dict[str, int]:
     return {k: v for k, v in (by_kind or {}).items() if v}
+
+
+def _recording_note(x: dict) -> str:
+    """One LatencyScope recording of part 1: events (lost, and for each kind
+    that lost records how full its rings got; the longest drain gap)."""
+    out = f"{x['events']:,} ({x.get('lost', 0):,}"
+    if x.get("lost"):
+        losing = _nonzero(x.get("lost_by_kind"))
+        out += f" {losing}, fullest ring at a poll / when a write failed " + ", ".join(
+            f"{k} {fmt_pct((x.get('max_ring_fill') or {}).get(k))} / "
+            f"{fmt_pct((x.get('ring_fill_when_lost') or {}).get(k))}" for k in losing)
+    if x.get("longest_drain_gap_ms") is not None:
+        out += f"; {x['longest_drain_gap_ms']:.0f} ms"
+    return out + ")"
 
 
 def fmt_pct(x: Optional[float]) -> str:
@@ -467,10 +483,9 @@ class LatencyScopeRecord(Tracer):
             info["timeslices_window"] = sched_before_stop[2] - self.sched_ready[2]
         if rc == 0 and self.path.exists():
             m = capture_manifest(self.path)
+            rec = m.get("recorder", {})
             info.update(events=sum(m.get("events", {}).values()), lost=sum(m.get("lost", {}).values()),
-                        longest_drain_gap_ms=m.get("recorder", {}).get("longest_drain_gap_ms"),
-                        max_ring_fill=m.get("recorder", {}).get("max_ring_fill"),
-                        ring_fill_when_lost=m.get("recorder", {}).get("ring_fill_when_lost"),
+                        **{k: rec.get(k) for k in RECORDER_DIAGNOSTICS},
                         events_by_kind=m.get("events"), lost_by_kind=m.get("lost"),
                         ring_bytes={k: v.get("ring_bytes") for k, v in m.get("tables", {}).items()},
                         bytes=self.path.stat().st_size, path=str(self.path),
@@ -535,15 +550,20 @@ def _tp_args(tps):
     return out
 
 
-class TraceCmd(Tracer):
+class _OnModuleTracepoints(Tracer):
+    """A tracer that enables the tracepoints latencyscope-record attaches for
+    the workload's modules (``self.tps``)."""
+    tps = ISOLATION_TPS
+
+    def for_workload(self, wl):
+        self.tps = module_tracepoints(wl.modules)
+
+
+class TraceCmd(_OnModuleTracepoints):
     name, label = "trace-cmd", "trace-cmd record -e (LatencyScope's tracepoints)"
 
     def __init__(self):
         self._why = None
-        self.tps = ISOLATION_TPS
-
-    def for_workload(self, wl):
-        self.tps = module_tracepoints(wl.modules)
 
     def available(self):
         if not have("trace-cmd"):
@@ -587,7 +607,7 @@ class TraceCmd(Tracer):
                 "bytes": self.path.stat().st_size if self.path.exists() else None}
 
 
-class Ftrace(Tracer):
+class Ftrace(_OnModuleTracepoints):
     """The kernel path trace-cmd record drives (tracefs events into the ftrace ring buffer).
 
     Without trace-cmd's reader threads (the buffer is read once at the end
@@ -597,10 +617,6 @@ class Ftrace(Tracer):
 
     def __init__(self, buffer_kb: int = 65536):
         self.buffer_kb = buffer_kb
-        self.tps = ISOLATION_TPS
-
-    def for_workload(self, wl):
-        self.tps = module_tracepoints(wl.modules)
 
     def available(self):
         return None if (TRACEFS / "events/sched/sched_switch/enable").exists() else "tracefs not mounted"
@@ -734,7 +750,6 @@ def part_observer(cfg: Config, workloads: List[Workload], tracers: List[Tracer])
             # rotate the order each repetition: drift and warm-up spread over every tracer
             order = here[rep % len(here):] + here[:rep % len(here)]
             for t in order:
-                t.for_workload(wl)
                 tag = f"obs-{wl.name}-{t.name}-{rep}"
                 idle_before = 1 - wait_quiet(cfg.quiet_wait)
                 foreign = foreign_sched_progs()
@@ -760,8 +775,7 @@ def part_observer(cfg: Config, workloads: List[Workload], tracers: List[Tracer])
                                      "tracer_cpu_window_s": tracer_cpu, "other_cpu_s": other,
                                      **{k: v for k, v in info.items()
                                         if k in ("events", "lost", "cpu_total_s", "lost_by_kind",
-                                                 "longest_drain_gap_ms", "max_ring_fill",
-                                                 "ring_fill_when_lost")}})
+                                                 *RECORDER_DIAGNOSTICS)}})
                 cfg.log(f"    {wl.name:8s} rep {rep} {t.name:12s} {value if value is None else round(value):>10} "
                         f"{wl.unit}" + (f"  events {info.get('events')} lost {info.get('lost')}"
                                         if "events" in info else ""))
@@ -1557,15 +1571,8 @@ def render(res: dict) -> str:
             ev = [x for x in lsr if x.get("events")]
             if ev:
                 a("")
-                a("LatencyScope events per run (lost; longest time the rings went undrained): " + ", ".join(
-                    f"{x['events']:,} ({x.get('lost', 0):,}"
-                    + (f" {_nonzero(x.get('lost_by_kind'))}, fullest ring at a poll / when a write failed "
-                       + ", ".join(f"{k} {fmt_pct((x.get('max_ring_fill') or {}).get(k))} / "
-                                   f"{fmt_pct((x.get('ring_fill_when_lost') or {}).get(k))}"
-                                   for k in _nonzero(x.get('lost_by_kind')))
-                       if x.get("lost") else "")
-                    + (f"; {x['longest_drain_gap_ms']:.0f} ms" if x.get("longest_drain_gap_ms") is not None else "")
-                    + ")" for x in ev))
+                a("LatencyScope events per run (lost; longest time the rings went undrained): "
+                  + ", ".join(_recording_note(x) for x in ev))
             a("")
 
     cost = res.get("bpf_cost")

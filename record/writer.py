@@ -328,11 +328,11 @@ class CaptureWriter:
         recs = self._slots[name][:used]
         order, lo, hi = _time_order(recs["ts_ns"], hold_from_ns, self.min_ts_ns)
         cols = {f: buf[:hi - lo] for f, buf in self._columns[name].items()}
+        rows = _rows(recs)
         if order is None:
             for f, out in cols.items():
                 out[:] = recs[f][lo:hi]
         else:
-            rows = _rows(recs)
             block = np.empty((min(MERGE_BLOCK_ROWS, hi - lo), rows.shape[1]), dtype=np.uint64)
             for at in range(lo, hi, MERGE_BLOCK_ROWS):  # a step per block of records
                 part = order[at:min(at + MERGE_BLOCK_ROWS, hi)]
@@ -341,7 +341,7 @@ class CaptureWriter:
                 b = b.view(recs.dtype).reshape(-1)
                 for f, out in cols.items():
                     out[at - lo:at - lo + len(b)] = b[f]
-        later = recs[hi:].copy() if order is None else _rows(recs)[order[hi:]].view(recs.dtype).reshape(-1)
+        later = recs[hi:].copy() if order is None else rows[order[hi:]].view(recs.dtype).reshape(-1)
         return cols, later
 
     def write_manifest(self, manifest: dict) -> None:
