@@ -89,12 +89,12 @@ static __always_inline void ls_count_lost(u32 kind)
  * per CPU and kind: near the ring's size, the ring was too small for the
  * rate; far from it, the write failed for another reason.  Touched only on
  * that failure path. */
-BPF_PERCPU_ARRAY(ls_lost_fill, u64, LS_NKINDS);
+BPF_PERCPU_ARRAY(ls_lost_fill, u64, 2 * LS_NKINDS);  /* [LS_NKINDS + kind]: its small-chunk ring */
 
-static __always_inline void ls_note_lost_fill(void *ring, u32 kind)
+static __always_inline void ls_note_lost_fill(void *ring, u32 slot)
 {
     u64 avail = bpf_ringbuf_query(ring, 0);  /* BPF_RB_AVAIL_DATA */
-    u64 *v = ls_lost_fill.lookup(&kind);
+    u64 *v = ls_lost_fill.lookup(&slot);
     if (v && avail > *v)
         *v = avail;
 }
@@ -113,15 +113,22 @@ static __always_inline void ls_note_lost_fill(void *ring, u32 kind)
 #define LS_NCPUS 1
 #endif
 BPF_RINGBUF_OUTPUT(ls_ring_template, 1);
-BPF_ARRAY_OF_MAPS(ls_rings, "ls_ring_template", LS_NKINDS * LS_NCPUS);
+/* Slots [LS_NKINDS * LS_NCPUS, 2x): the staged kinds' rings of small chunks
+ * (ls_stage_flush), at (LS_NKINDS + kind) * LS_NCPUS + cpu. */
+BPF_ARRAY_OF_MAPS(ls_rings, "ls_ring_template", 2 * LS_NKINDS * LS_NCPUS);
 
-/* A record of KIND in this CPU's ring, or NULL: the ring is full (counted
- * as lost) or not in place yet (the recorder puts every ring in place when
- * the capture window opens: earlier events are not part of the capture). */
+/* This CPU's ring of KIND (its ring of small chunks when SMALL), or NULL:
+ * not in place yet (the recorder puts every ring in place when the capture
+ * window opens: earlier events are not part of the capture). */
+static __always_inline void *ls_ring_of(u32 kind, u32 small)
+{
+    u32 slot = (kind + (small ? LS_NKINDS : 0)) * LS_NCPUS + bpf_get_smp_processor_id();
+    return ls_rings.lookup(&slot);
+}
+
 static __always_inline void *ls_ring(u32 kind)
 {
-    u32 slot = kind * LS_NCPUS + bpf_get_smp_processor_id();
-    return ls_rings.lookup(&slot);
+    return ls_ring_of(kind, 0);
 }
 
 static __always_inline void *ls_reserve(u32 kind, u64 size)
@@ -150,7 +157,10 @@ static __always_inline void ls_submit(void *e)
  * them to the CPU's ring as one entry (a chunk: u32 count of valid records,
  * u32 kind, the record slots).  A stage is flushed when full, when its CPU
  * goes idle, and early at the first event or timer interrupt on its CPU
- * once its oldest record is LS_STAGE_AGE_NS old, so records reach userspace
+ * once its oldest record is LS_STAGE_AGE_NS old; what is flushed before
+ * the stage is full goes to a second ring in chunks of LS_SMALL_RECORDS
+ * (ls_stage_flush_small: a CPU idle after every switch flushes one or two
+ * records at a time).  Records reach userspace
  * a few ms late at most (the recorder's time-order merge waits longer than
  * that); CPUs without timer interrupts (nohz_full) do not stage
  * (LS_DIRECT_CPUS); what is staged when the capture ends is read from the
@@ -178,8 +188,37 @@ static __always_inline void ls_submit(void *e)
     };                                                                       \
     BPF_PERCPU_ARRAY(ls_stage_##table, struct table##_stage, 1)
 
+/* The N (< LS_STAGE_RECORDS) records of the stage at HDR, of SIZE bytes,
+ * to this CPU's ring of small chunks of KIND, LS_SMALL_RECORDS per chunk:
+ * a stage flushed early holds few records (a CPU that goes idle after each
+ * switch: one or two), and a full-size chunk would take the ring space of
+ * LS_STAGE_RECORDS of them.  A full ring loses the records not written yet
+ * (counted). */
+static __always_inline void ls_stage_flush_small(u32 *hdr, u32 n, u32 size, u32 kind)
+{
+    void *ring = ls_ring_of(kind, 1);
+    if (!ring)
+        return;
+    const char *recs = (const char *)(hdr + 2);
+    for (u32 first = 0; first < LS_STAGE_RECORDS; first += LS_SMALL_RECORDS) {
+        if (first >= n)
+            break;
+        u32 *e = bpf_ringbuf_reserve(ring, 8 + LS_SMALL_RECORDS * size, 0);
+        if (!e) {
+            ls_count_lost_n(kind, n - first);
+            ls_note_lost_fill(ring, LS_NKINDS + kind);
+            break;
+        }
+        e[0] = n - first < LS_SMALL_RECORDS ? n - first : LS_SMALL_RECORDS;
+        e[1] = kind;
+        __builtin_memcpy(e + 2, recs + first * size, LS_SMALL_RECORDS * size);
+        bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    }
+}
+
 /* Write the stage at HDR (its n field) holding records of SIZE bytes to
- * this CPU's ring of KIND as one chunk.  A full ring loses the chunk
+ * this CPU's ring of KIND: a full stage as one chunk, fewer records in
+ * small chunks (ls_stage_flush_small).  A full ring loses the chunk
  * (counted); no ring means the capture window is not open yet (what was
  * staged before it is not part of the capture). */
 static __always_inline void ls_stage_flush(u32 *hdr, u32 size, u32 kind)
@@ -187,12 +226,16 @@ static __always_inline void ls_stage_flush(u32 *hdr, u32 size, u32 kind)
     u32 n = *hdr;
     if (!n)
         return;
-    void *ring = ls_ring(kind);
-    if (ring) {
-        hdr[1] = kind;
-        if (bpf_ringbuf_output(ring, hdr, 8 + LS_STAGE_RECORDS * size, BPF_RB_NO_WAKEUP)) {
-            ls_count_lost_n(kind, n);
-            ls_note_lost_fill(ring, kind);
+    if (n < LS_STAGE_RECORDS) {
+        ls_stage_flush_small(hdr, n, size, kind);
+    } else {
+        void *ring = ls_ring(kind);
+        if (ring) {
+            hdr[1] = kind;
+            if (bpf_ringbuf_output(ring, hdr, 8 + LS_STAGE_RECORDS * size, BPF_RB_NO_WAKEUP)) {
+                ls_count_lost_n(kind, n);
+                ls_note_lost_fill(ring, kind);
+            }
         }
     }
     *hdr = 0;

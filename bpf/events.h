@@ -36,8 +36,10 @@
 #define LS_KIND_UDP_RECV 30
 #define LS_KIND_KFREE_SKB 31
 
-/* Staged kinds: chunks of LS_STAGE_RECORDS records per ring entry. */
+/* Staged kinds: chunks of LS_STAGE_RECORDS records per ring entry; stages
+ * flushed before they are full: chunks of LS_SMALL_RECORDS in a second ring. */
 #define LS_STAGE_RECORDS 64
+#define LS_SMALL_RECORDS 2
 #define LS_STAGE_AGE_NS 1000000ULL
 
 /* sched:sched_switch: A CPU switched from prev to next. */

@@ -30,13 +30,13 @@ class RingReader:
     header, for staged kinds a chunk header (u32 valid records, u32 kind),
     then ``per_entry`` record slots; the drain copies bare records."""
 
-    def __init__(self, map_fd: int, data_size: int, k: EventKind):
+    def __init__(self, map_fd: int, data_size: int, k: EventKind, small: bool = False):
         if data_size & (data_size - 1):
             raise ValueError("ring size must be a power of two")
         self.page = mmap.PAGESIZE
         self.size = data_size
         self.mask = data_size - 1
-        self._layout(k)
+        self._layout(k, small)
         try:
             self._cons_map = mmap.mmap(map_fd, self.page, mmap.MAP_SHARED,
                                        mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
@@ -48,17 +48,20 @@ class RingReader:
         self._prod = np.frombuffer(self._prod_map, dtype=np.uint64, count=1)
         self._data = np.frombuffer(self._prod_map, dtype=np.uint8, offset=self.page)
 
-    def _layout(self, k: EventKind) -> None:
+    def _layout(self, k: EventKind, small: bool = False) -> None:
         self.kind = k
+        self.small = small   # a staged kind's ring of small chunks (stages flushed early)
         self.dtype = record_dtype(k)
-        self.per_entry = entry_records(k)
-        self.entry = entry_size(k)
-        self.payload = slot_payload_size(k)
+        self.per_entry = entry_records(k, small)
+        self.entry = entry_size(k, small)
+        self.payload = slot_payload_size(k, small)
         self.staged = k.staged
         self._hdr_words = entry_header_size(k) // 8
         self._slot_index = np.arange(self.per_entry)
         self.discarded = 0
         self.last_entries = 0  # entries the last drain_into copied
+        self.ring_bytes = 0    # ring space the copied entries took ...
+        self.records = 0       # ... and the records they held
 
     def pending_bytes(self) -> int:
         return int(self._prod[0] - self._cons[0])
@@ -122,6 +125,8 @@ class RingReader:
         # Release the space only after the copy; the kernel may reuse it at once.
         self._cons[0] = np.uint64(cons + n * self.entry)
         self.last_entries = n
+        self.ring_bytes += n * self.entry
+        self.records += got
         return got
 
     def _copy_valid(self, rows: np.ndarray, body: np.ndarray, valid: np.ndarray) -> int:

@@ -25,8 +25,8 @@ from latencyscope.record import environment as env
 from latencyscope.record import bpfinfo, btf, host, preflight
 from latencyscope.record.ringbuf import RingReader
 from latencyscope.record.writer import COMPRESSION, CaptureWriteError, CaptureWriter
-from latencyscope.schemas import MODULES, kinds_of
-from latencyscope.schemas.codegen import STAGE_AGE_NS, STAGE_RECORDS, slot_dtype, stage_dtype
+from latencyscope.schemas import EVENT_KINDS, MODULES, kinds_of
+from latencyscope.schemas.codegen import SMALL_RECORDS, STAGE_AGE_NS, STAGE_RECORDS, slot_dtype, stage_dtype
 
 FLUSH_INTERVAL_S = 1.0   # design: a crash loses at most the last second
 # ... and sooner once a kind has this many records waiting: a flush's merge
@@ -135,11 +135,23 @@ def ring_pages(kind, scale: float, ncpus: int = 1) -> int:
     return 1 << (pages - 1).bit_length()  # power of two
 
 
+# A staged kind's per-CPU ring of small chunks (bpf/common.h ls_stage_flush)
+# is this fraction of its main ring: it takes the stages flushed before they
+# are full, a few records each.
+SMALL_RING_FRACTION = 2
+
+
+def small_ring_pages(kind, scale: float, ncpus: int = 1) -> int:
+    """Pages of each of KIND's per-CPU rings of small chunks (0: not staged)."""
+    return max(1, ring_pages(kind, scale, ncpus) // SMALL_RING_FRACTION) if kind.staged else 0
+
+
 def buffer_bytes(kinds, scale: float, ncpus: int) -> int:
     """Memory the rings of KINDS and the writer's slot and column buffers
     take, all resident from the start (record/writer.py ``prefault``)."""
-    rings = sum(ring_pages(k, scale, ncpus) for k in kinds) * 4096 * ncpus
-    return rings * (1 + 2 * SLOT_BUFFER_RINGS)
+    main = sum(ring_pages(k, scale, ncpus) for k in kinds) * 4096 * ncpus
+    small = sum(small_ring_pages(k, scale, ncpus) for k in kinds) * 4096 * ncpus
+    return main * (1 + 2 * SLOT_BUFFER_RINGS) + small
 
 
 BPF_MAP_TYPE_RINGBUF = 27
@@ -147,7 +159,9 @@ BPF_MAP_TYPE_RINGBUF = 27
 
 class CpuRings:
     """One ring buffer per event kind and CPU, in the programs' ls_rings
-    array-of-maps (slot kind_id * NCPUS + cpu), with a reader mmapped on each.
+    array-of-maps (slot kind_id * NCPUS + cpu), with a reader mmapped on each;
+    staged kinds have a second ring per CPU for small chunks (slot
+    (NKINDS + kind_id) * NCPUS + cpu, ``small_ring_pages``).
 
     The rings are created at once (a failure stops the recorder before the
     window opens) but put in place by ``activate``, in one batch update: each
@@ -155,7 +169,8 @@ class CpuRings:
     rings put in place one by one would fill, undrained, meanwhile.
     """
 
-    def __init__(self, bcc, b, kinds, pages: Dict[str, int], ncpus: int, online: Sequence[int]):
+    def __init__(self, bcc, b, kinds, pages: Dict[str, int], ncpus: int, online: Sequence[int],
+                 small_pages: Optional[Dict[str, int]] = None):
         self._fds: List[int] = []
         self._outer = b.get_table("ls_rings")
         self._keys: List[int] = []
@@ -167,19 +182,24 @@ class CpuRings:
         try:
             for k in kinds:
                 rings = []
-                for cpu in range(ncpus):
-                    # An offline CPU gets a one-page ring: a CPU brought online
-                    # during the capture loses records there, counted as lost.
-                    size = pages[k.name] * 4096 if cpu in online else 4096
-                    fd = create(BPF_MAP_TYPE_RINGBUF, f"ls_rb{k.kind_id}_{cpu}".encode(), 0, 0, size, 0)
-                    if fd < 0:
-                        raise LatencyScopeError(
-                            f"cannot create the {k.name} ring buffer of CPU {cpu} "
-                            f"({os.strerror(-fd if fd < -1 else ctypes.get_errno() or 12)}); "
-                            "try a smaller --ring-scale")
-                    self._fds.append(fd)
-                    self._keys.append(k.kind_id * ncpus + cpu)
-                    rings.append(RingReader(fd, size, k))
+                for small in (False, True):
+                    npages = (small_pages or {}).get(k.name, 0) if small else pages[k.name]
+                    if not npages:
+                        continue
+                    for cpu in range(ncpus):
+                        # An offline CPU gets a one-page ring: a CPU brought online
+                        # during the capture loses records there, counted as lost.
+                        size = npages * 4096 if cpu in online else 4096
+                        name = f"ls_{'sm' if small else 'rb'}{k.kind_id}_{cpu}"
+                        fd = create(BPF_MAP_TYPE_RINGBUF, name.encode(), 0, 0, size, 0)
+                        if fd < 0:
+                            raise LatencyScopeError(
+                                f"cannot create the {k.name} ring buffer of CPU {cpu} "
+                                f"({os.strerror(-fd if fd < -1 else ctypes.get_errno() or 12)}); "
+                                "try a smaller --ring-scale")
+                        self._fds.append(fd)
+                        self._keys.append((k.kind_id + (len(EVENT_KINDS) if small else 0)) * ncpus + cpu)
+                        rings.append(RingReader(fd, size, k, small))
                 self.readers[k.name] = rings
         except BaseException:
             self.close()
@@ -198,6 +218,17 @@ class CpuRings:
 
     def discarded(self) -> Dict[str, int]:
         return {name: sum(r.discarded for r in rings) for name, rings in self.readers.items()}
+
+    def bytes_per_record(self) -> Dict[str, float]:
+        """Per kind, ring space taken per record that came through the rings
+        (record size plus headers; for staged kinds, the chunk slots left
+        empty by stages flushed early): what the ring sizes must cover."""
+        out = {}
+        for name, rings in self.readers.items():
+            n = sum(r.records for r in rings)
+            if n:
+                out[name] = round(sum(r.ring_bytes for r in rings) / n, 1)
+        return out
 
     def close(self) -> None:
         for rings in self.readers.values():
@@ -383,15 +414,20 @@ def _drain_stages(b, writer: CaptureWriter, kinds) -> int:
     return moved
 
 
-def _lost_fill(b, kinds, pages: Dict[str, int], lost: Dict[str, List[int]]) -> Dict[str, float]:
+def _lost_fill(b, kinds, pages: Dict[str, int], small_pages: Dict[str, int],
+               lost: Dict[str, List[int]]) -> Dict[str, float]:
     """For each kind that lost records: the fullest one of its rings was
-    (0..1 of a ring) when a write failed (bpf/common.h ls_lost_fill)."""
+    (0..1 of a ring: its main ring or its ring of small chunks, whichever
+    was fuller) when a write failed (bpf/common.h ls_lost_fill)."""
     table = b.get_table("ls_lost_fill")
     out = {}
     for k in kinds:
         if sum(lost.get(k.name) or []):
-            fill = max(int(v) for v in table[ctypes.c_int(k.kind_id)])
-            out[k.name] = round(fill / (pages[k.name] * 4096), 4)
+            fill = max(int(v) for v in table[ctypes.c_int(k.kind_id)]) / (pages[k.name] * 4096)
+            if small_pages.get(k.name):
+                small = max(int(v) for v in table[ctypes.c_int(len(EVENT_KINDS) + k.kind_id)])
+                fill = max(fill, small / (small_pages[k.name] * 4096))
+            out[k.name] = round(fill, 4)
     return out
 
 
@@ -443,6 +479,7 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
     try:
         ncpus, online = host.possible_cpus(), host.online_cpus()
         pages = {k.name: ring_pages(k, cfg.ring_scale, len(online)) for k in kinds}
+        small_pages = {k.name: small_ring_pages(k, cfg.ring_scale, len(online)) for k in kinds if k.staged}
         slots = {k.name: (slot_dtype(k),
                           SLOT_BUFFER_RINGS * len(online) * pages[k.name] * 4096 // slot_dtype(k).itemsize)
                  for k in kinds}
@@ -477,7 +514,7 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
                     td[ctypes.c_uint32(int(tid))] = ctypes.c_uint8(1)
 
         _call_hooks(modules, "after_load", b, cfg, pf.tracefs)
-        rings = CpuRings(bcc, b, kinds, pages, ncpus, online)
+        rings = CpuRings(bcc, b, kinds, pages, ncpus, online, small_pages)
         readers = rings.readers
 
         if cfg.keep_off_monitored and cfg.cpus:
@@ -513,7 +550,9 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
             "modules": modules,
             "tables": {k.name: {"module": k.module, "tracepoint": k.tracepoint,
                                 "ring_bytes": pages[k.name] * 4096 * len(online),
-                                "ring_bytes_per_cpu": pages[k.name] * 4096} for k in kinds},
+                                "ring_bytes_per_cpu": pages[k.name] * 4096,
+                                **({"small_ring_bytes_per_cpu": small_pages[k.name] * 4096}
+                                   if k.name in small_pages else {})} for k in kinds},
             "filters": {"cpus": cfg.cpus, "pids": cfg.pids, "interface": cfg.interface,
                         "semantics": "an event is kept when its CPU (wakeups: target CPU) is "
                                      "monitored or its task belongs to a target process"},
@@ -528,7 +567,8 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
             "recorder": {"pid": os.getpid(), "drain_scheduling": scheduling, "rt_priority": cfg.rt_priority,
                          "poll_interval_s": [POLL_BUSY_S, POLL_INTERVAL_S], "compression": cfg.compression,
                          "staging": {"kinds": [k.name for k in kinds if k.staged],
-                                     "records_per_chunk": STAGE_RECORDS, "max_age_ns": STAGE_AGE_NS,
+                                     "records_per_chunk": STAGE_RECORDS,
+                                     "records_per_small_chunk": SMALL_RECORDS, "max_age_ns": STAGE_AGE_NS,
                                      "direct_cpus": direct},
                          "hooks": hooks},
         }
@@ -597,7 +637,7 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
                 _drain(readers[k.name], writer, k)
             total += _drain_stages(b, writer, kinds)
             lost = _lost_by_kind(b, kinds)
-            manifest["recorder"]["ring_fill_when_lost"] = _lost_fill(b, kinds, pages, lost)
+            manifest["recorder"]["ring_fill_when_lost"] = _lost_fill(b, kinds, pages, small_pages, lost)
             misses = bpfinfo.misses_by_program(b, links.prog_fds())
             manifest["skipped_by_kernel"] = {p: n - misses_before.get(p, 0) for p, n in sorted(misses.items())}
             end_facts = _call_hooks(modules, "before_detach", b, cfg)
@@ -625,6 +665,7 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
         })
         manifest["recorder"]["longest_drain_gap_ms"] = round(max_gap * 1e3, 1)
         manifest["recorder"]["max_ring_fill"] = {name: round(f, 4) for name, f in max_fill.items()}
+        manifest["recorder"]["ring_bytes_per_record"] = rings.bytes_per_record()
         manifest.update(_loss_facts(lost, kinds))
         try:
             writer.write_manifest(manifest)

@@ -29,6 +29,12 @@ CHUNK_HDR_SIZE = 8
 # first event or timer interrupt on that CPU after it is this old.
 STAGE_AGE_NS = 1_000_000
 assert STAGE_RECORDS & (STAGE_RECORDS - 1) == 0, "the BPF side masks the slot index"
+# A stage flushed before it is full (its CPU goes idle, or its oldest record
+# aged out) goes to a second ring of the kind and CPU in small chunks of
+# SMALL_RECORDS slots: written as one full-size chunk, a CPU that goes idle
+# after every switch or two would fill 2.6 KiB of ring per record.
+SMALL_RECORDS = 2
+assert STAGE_RECORDS % SMALL_RECORDS == 0
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER_PATH = ROOT / "bpf" / "events.h"
@@ -44,9 +50,12 @@ def record_dtype(k: EventKind) -> np.dtype:
     return dt
 
 
-def entry_records(k: EventKind) -> int:
-    """Record slots in one ring entry of this kind."""
-    return STAGE_RECORDS if k.staged else 1
+def entry_records(k: EventKind, small: bool = False) -> int:
+    """Record slots in one ring entry of this kind (SMALL: in its ring of
+    small chunks, staged kinds only)."""
+    if not k.staged:
+        return 1
+    return SMALL_RECORDS if small else STAGE_RECORDS
 
 
 def entry_header_size(k: EventKind) -> int:
@@ -54,9 +63,9 @@ def entry_header_size(k: EventKind) -> int:
     return RINGBUF_HDR_SIZE + (CHUNK_HDR_SIZE if k.staged else 0)
 
 
-def entry_size(k: EventKind) -> int:
+def entry_size(k: EventKind, small: bool = False) -> int:
     """Bytes one ring entry of this kind takes in its ring."""
-    return entry_header_size(k) + entry_records(k) * k.record_size
+    return entry_header_size(k) + entry_records(k, small) * k.record_size
 
 
 def stage_dtype(k: EventKind) -> np.dtype:
@@ -73,9 +82,9 @@ def slot_dtype(k: EventKind) -> np.dtype:
     return record_dtype(k)
 
 
-def slot_payload_size(k: EventKind) -> int:
+def slot_payload_size(k: EventKind, small: bool = False) -> int:
     """The length the ring header of one entry must carry."""
-    return entry_size(k) - RINGBUF_HDR_SIZE
+    return entry_size(k, small) - RINGBUF_HDR_SIZE
 
 
 def arrow_schema(k: EventKind, stored: bool = False, names_stored: bool = False):
@@ -114,8 +123,10 @@ def c_header() -> str:
     for k in EVENT_KINDS:
         lines.append("#define LS_KIND_%s %d" % (k.name.upper(), k.kind_id))
     lines.append("")
-    lines.append("/* Staged kinds: chunks of LS_STAGE_RECORDS records per ring entry. */")
+    lines.append("/* Staged kinds: chunks of LS_STAGE_RECORDS records per ring entry; stages")
+    lines.append(" * flushed before they are full: chunks of LS_SMALL_RECORDS in a second ring. */")
     lines.append("#define LS_STAGE_RECORDS %d" % STAGE_RECORDS)
+    lines.append("#define LS_SMALL_RECORDS %d" % SMALL_RECORDS)
     lines.append("#define LS_STAGE_AGE_NS %dULL" % STAGE_AGE_NS)
     lines.append("")
     for k in EVENT_KINDS:
@@ -174,8 +185,9 @@ def docs_markdown() -> str:
             out.append("| `%s` | *rebuilt* | | name of `%s` at the event (not recorded) |" % (c, pid))
         if k.staged:
             out += ["", "Record size: %d bytes; the BPF program stages up to %d records per CPU and "
-                    "writes them to the ring as one chunk (+%d bytes of headers)."
-                    % (k.record_size, STAGE_RECORDS, RINGBUF_HDR_SIZE + CHUNK_HDR_SIZE), ""]
+                    "writes them to the ring as one chunk (+%d bytes of headers); a stage flushed "
+                    "before it is full goes to a second ring in chunks of %d."
+                    % (k.record_size, STAGE_RECORDS, RINGBUF_HDR_SIZE + CHUNK_HDR_SIZE, SMALL_RECORDS), ""]
         else:
             out += ["", "Record size: %d bytes (+8 bytes ring-buffer header)." % k.record_size, ""]
     return "\n".join(out)

@@ -405,14 +405,21 @@ def test_ring_scale_out_of_range_is_one_line_before_anything_loads(tmp_path, sca
 
 
 def test_ring_buffer_memory_counts_rings_slots_and_merge_buffers():
-    from latencyscope.record.session import SLOT_BUFFER_RINGS, buffer_bytes, ring_pages
+    from latencyscope.record.session import (SLOT_BUFFER_RINGS, SMALL_RING_FRACTION, buffer_bytes, ring_pages,
+                                             small_ring_pages)
     from latencyscope.schemas import kind
 
     k = kind("sched_switch")
-    # 2 CPUs: each gets half the kind's budget; slots and the column buffers hold 2 x that each
+    # 2 CPUs: each gets half the kind's budget; slots and the column buffers hold 2 x that each;
+    # a staged kind's ring of small chunks is a fraction of its main ring, per CPU too.
     per_cpu = ring_pages(k, 1.0, 2) * 4096
     assert per_cpu == k.ring_pages * 4096 // 2
-    assert buffer_bytes([k], 1.0, 2) == 2 * per_cpu * (1 + 2 * SLOT_BUFFER_RINGS)
+    small = small_ring_pages(k, 1.0, 2) * 4096
+    assert small == per_cpu // SMALL_RING_FRACTION
+    assert buffer_bytes([k], 1.0, 2) == 2 * per_cpu * (1 + 2 * SLOT_BUFFER_RINGS) + 2 * small
+    m = kind("sched_migrate_task")   # not staged: no ring of small chunks
+    assert small_ring_pages(m, 1.0, 2) == 0
+    assert buffer_bytes([m], 1.0, 2) == 2 * ring_pages(m, 1.0, 2) * 4096 * (1 + 2 * SLOT_BUFFER_RINGS)
 
 
 @pytest.mark.parametrize("value, says", [("one", "is not a CPU list"), ("99999", "cannot have")])

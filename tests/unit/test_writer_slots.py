@@ -12,8 +12,8 @@ from latencyscope.schemas import kind
 import pytest
 
 from latencyscope.errors import LatencyScopeError
-from latencyscope.schemas.codegen import (RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT, STAGE_RECORDS, entry_size, record_dtype, slot_dtype,
-                                          slot_payload_size)
+from latencyscope.schemas.codegen import (RINGBUF_BUSY_BIT, RINGBUF_DISCARD_BIT, SMALL_RECORDS, STAGE_RECORDS,
+                                          entry_size, record_dtype, slot_dtype, slot_payload_size)
 
 
 def _slots(k, n, first_ts):
@@ -85,15 +85,16 @@ class _FileRing:
     page, producer page, data).  The kernel maps the data area twice; a file
     has it once, which is enough for spans that do not wrap."""
 
-    def __init__(self, tmp_path, k, size=64 * 1024):
+    def __init__(self, tmp_path, k, size=64 * 1024, small=False):
         page = mmap.PAGESIZE
-        f = tmp_path / f"ring-{k.name}"
+        self.small = small
+        f = tmp_path / f"ring-{k.name}{'-small' if small else ''}"
         f.write_bytes(b"\0" * (2 * page + size))
         self.fd = open(f, "r+b")
         self.m = mmap.mmap(self.fd.fileno(), 2 * page + size)
         r = RingReader.__new__(RingReader)
         r.page, r.size, r.mask = page, size, size - 1
-        r._layout(k)
+        r._layout(k, small)
         r._cons = np.frombuffer(self.m, dtype=np.uint64, count=1)
         r._prod = np.frombuffer(self.m, dtype=np.uint64, count=1, offset=page)
         r._data = np.frombuffer(self.m, dtype=np.uint8, offset=2 * page)
@@ -105,7 +106,7 @@ class _FileRing:
         """Append one entry holding RECORDS (a staged kind: one chunk)."""
         k, r = self.k, self.r
         w0 = self.at // 8
-        ln = slot_payload_size(k) if length is None else length
+        ln = slot_payload_size(k, self.small) if length is None else length
         self.words[w0] = ln | (RINGBUF_BUSY_BIT if busy else 0)
         hdr = 1
         if k.staged:
@@ -115,7 +116,7 @@ class _FileRing:
         body = np.zeros(r.per_entry, dtype=record_dtype(k))
         body[:len(records)] = records
         self.words[w0 + hdr:w0 + hdr + body.nbytes // 8] = body.view(np.uint64)
-        self.at += entry_size(k)
+        self.at += entry_size(k, self.small)
         r._prod[0] = self.at
 
     def close(self):
@@ -166,6 +167,30 @@ def test_drain_of_staged_chunks_keeps_only_the_valid_records_in_order(tmp_path):
         ring.put(_recs(k, 300, STAGE_RECORDS))
         assert r.drain_into(out[:STAGE_RECORDS - 1]) == 0 and r.pending_bytes() == entry_size(k)
         assert r.drain_into(out) == STAGE_RECORDS
+    finally:
+        ring.close()
+
+
+def test_small_chunks_of_stages_flushed_early_are_drained_in_order(tmp_path):
+    """A stage flushed before it is full goes to the kind's ring of small
+    chunks (SMALL_RECORDS slots each, the last one maybe short): one idle
+    CPU's single records and a longer early flush split in chunks."""
+    k = kind("sched_wakeup")
+    ring = _FileRing(tmp_path, k, small=True)
+    try:
+        r, want = ring.r, []
+        assert r.per_entry == SMALL_RECORDS and r.entry == 16 + SMALL_RECORDS * k.record_size
+        for i in range(40):                                  # one record per flush (idle after each)
+            ring.put(_recs(k, 10 * i, 1))
+            want.append(10 * i)
+        for first in range(0, 7, SMALL_RECORDS):             # 7 records flushed at once
+            ring.put(_recs(k, 1000 + first, min(SMALL_RECORDS, 7 - first)))
+        want += list(range(1000, 1007))
+        out = np.zeros(100, dtype=record_dtype(k))
+        n = r.drain_into(out)
+        assert n == len(want) and list(out["ts_ns"][:n]) == want
+        assert r.pending_bytes() == 0 and r.records == n
+        assert r.ring_bytes == (40 + -(-7 // SMALL_RECORDS)) * entry_size(k, small=True)
     finally:
         ring.close()
 
