@@ -84,7 +84,8 @@ def module_programs(modules: str) -> List[str]:
     return list(dict.fromkeys(out))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # What the recorder writes into the manifest about its own drain (record/session.py).
-RECORDER_DIAGNOSTICS = ("longest_drain_gap_ms", "max_ring_fill", "ring_fill_when_lost")
+RECORDER_DIAGNOSTICS = ("longest_drain_gap_ms", "max_ring_fill", "ring_fill_when_lost", "ring_bytes_per_record",
+                        "compression")
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -683,9 +684,10 @@ class Runqlat(Tracer):
 class EmptyBpf(Tracer):
     name, label = "empty-bpf", "empty BPF program on latencyscope-record's tracepoints (floor)"
 
-    def __init__(self, tps=None):
+    def __init__(self, tps=None, clock: bool = False):
         self.tps = tps or LS_ISOLATION_TPS
         self.fixed = tps is not None
+        self.clock = clock   # programs that read the clock once (the floor of a timestamped event)
 
     def for_workload(self, wl):
         if not self.fixed:
@@ -700,7 +702,8 @@ class EmptyBpf(Tracer):
         return str(BIN / "python") if any(t.startswith("tp_btf:") for t in self.tps) else SYS_PYTHON
 
     def start(self, work, tag):
-        self.child = Child(tag + ".empty", [self.python, str(HERE / "empty_bpf.py"), *self.tps], work).start()
+        args = [self.python, str(HERE / "empty_bpf.py"), *(["--clock"] if self.clock else []), *self.tps]
+        self.child = Child(tag + (".clock" if self.clock else ".empty"), args, work).start()
         if not self.child.wait_for(lambda: "ready" in self.child.out.read_text(), 60):
             self.child.stop()
             raise RuntimeError(f"empty_bpf.py did not start: {self.child.text()[-300:]}")
@@ -829,7 +832,11 @@ def part_bpf_cost(cfg: Config) -> dict:
     for tp in sorted({tp for r in runs for tp in r["programs"]}):
         ratios = [r["programs"][tp]["ratio"] for r in runs if "ratio" in r["programs"].get(tp, {})]
         med[tp] = summarize(ratios)
-    return {"runs": runs, "ratio": med, "seconds": runs[0]["seconds"], "note": runs[0]["note"]}
+    clock = {tp: summarize([r["programs"][tp]["clock_ratio"] for r in runs
+                            if "clock_ratio" in r["programs"].get(tp, {})])
+             for tp in sorted({tp for r in runs for tp in r["programs"]})}
+    return {"runs": runs, "ratio": med, "clock_ratio": clock, "seconds": runs[0]["seconds"],
+            "note": runs[0]["note"]}
 
 
 def cost_once(cfg: Config, tag: str) -> dict:
@@ -837,24 +844,27 @@ def cost_once(cfg: Config, tag: str) -> dict:
     old = stats.read_text().strip()
     stats.write_text("1")
     busy = wait_quiet(cfg.quiet_wait)
-    ls, empty = LatencyScopeRecord(), EmptyBpf()
+    ls, empty, clock = LatencyScopeRecord(), EmptyBpf(), EmptyBpf(clock=True)
     try:
         empty.start(cfg.work, tag)
+        clock.start(cfg.work, tag)
         ls.start(cfg.work, tag)
         seconds = max(2.0, cfg.seconds)
         value = switch_workload(2).run(seconds, cfg.work)
         mine = {i: "latencyscope" for i in prog_ids_of(ls.child.proc.pid)}
         mine.update({i: "empty" for i in prog_ids_of(empty.child.proc.pid)})
+        mine.update({i: "clock" for i in prog_ids_of(clock.child.proc.pid)})
         progs = [p for p in bpftool_progs() if p.get("id") in mine]
         ls_info = ls.stop()
         empty.stop()
+        clock.stop()
     finally:
         stats.write_text(old)
     rows = {}
     for p in progs:
         name = p.get("name", "")
-        m = re.match(r"(tracepoint|empty)__(\w+?)__(\w+)$", name)
-        b = re.match(r"(ls|e)_btf_(\w+)$", name)
+        m = re.match(r"(tracepoint|empty|clock)__(\w+?)__(\w+)$", name)
+        b = re.match(r"(ls|e|k)_btf_(\w+)$", name)
         if not (m or b) or not p.get("run_cnt"):
             continue
         tp = f"{m.group(2)}:{m.group(3)}" if m else "sched:" + BTF_EVENT_OF[b.group(2)]
@@ -866,6 +876,8 @@ def cost_once(cfg: Config, tag: str) -> dict:
     for tp, r in rows.items():
         if "latencyscope" in r and "empty" in r:
             r["ratio"] = r["latencyscope"]["ns_per_event"] / r["empty"]["ns_per_event"]
+        if "clock" in r and "empty" in r:
+            r["clock_ratio"] = r["clock"]["ns_per_event"] / r["empty"]["ns_per_event"]
     offered = None
     if ls_info.get("duration_s"):
         offered = ((ls_info.get("events") or 0) + (ls_info.get("lost") or 0)) / ls_info["duration_s"]
@@ -943,7 +955,7 @@ def part_capture_and_analysis(cfg: Config) -> dict:
     ls_info = ls.stop()
     perf_info = perf.stop()
     res["recording"] = {"workload": "stress-ng --switch 2", "seconds": seconds, "ops_s": value}
-    res["latencyscope"] = {k: ls_info.get(k) for k in ("events", "lost", "bytes", "events_by_kind")}
+    res["latencyscope"] = {k: ls_info.get(k) for k in ("events", "lost", "bytes", "events_by_kind", "compression")}
     res["perf"] = {k: perf_info.get(k) for k in ("events", "bytes", "lost_note", "events_by_kind")}
     for d in (res["latencyscope"], res["perf"]):
         if d.get("events") and d.get("bytes"):
@@ -1384,9 +1396,12 @@ def budgets(res: dict) -> List[dict]:
         ns = [(r["programs"]["sched:sched_switch"]["latencyscope"]["ns_per_event"],
                r["programs"]["sched:sched_switch"]["empty"]["ns_per_event"])
               for r in runs if "ratio" in r["programs"].get("sched:sched_switch", {})]
+        clock = (res["bpf_cost"].get("clock_ratio") or {}).get("sched:sched_switch") or {}
         row("In-kernel cost per recorded sched_switch ≤ 2× the empty program",
             "median " + f"{sw['median']:.2f}× (runs: "
-            + ", ".join(f"{a:.0f}/{b:.0f} ns" for a, b in ns) + f"; max {sw['max']:.2f}×)", sw["median"] <= 2)
+            + ", ".join(f"{a:.0f}/{b:.0f} ns" for a, b in ns) + f"; max {sw['max']:.2f}×)"
+            + (f"; a program that only reads the clock: {clock['median']:.2f}×" if clock else ""),
+            sw["median"] <= 2)
     else:
         row("In-kernel cost ≤ 2× empty", "n/a", None)
 
@@ -1582,23 +1597,31 @@ def render(res: dict) -> str:
         if cost.get("skipped"):
             a(f"Not run: {cost['skipped']}")
         else:
-            a(f"`kernel.bpf_stats_enabled=1`; LatencyScope's programs and an empty program "
-              f"(`benchmarks/empty_bpf.py`) attached to the same tracepoints at the same time, under "
-              f"`stress-ng --switch 2` for {cost['seconds']:g} s. {cost['note']}")
+            a(f"`kernel.bpf_stats_enabled=1`; LatencyScope's programs, an empty program and a program "
+              f"that only reads the clock once (`bpf_ktime_get_ns()`, what every recorded event pays for "
+              f"its timestamp; `benchmarks/empty_bpf.py --clock`) attached to the same tracepoints at the "
+              f"same time, under `stress-ng --switch 2` for {cost['seconds']:g} s. {cost['note']}")
             a("")
             a("| run | offered events/s (recorded + lost) | tracepoint | LatencyScope ns/event | empty ns/event "
-              "| ratio | LatencyScope run_cnt | empty run_cnt |")
-            a("|---|---|---|---|---|---|---|---|")
+              "| clock-only ns/event | ratio | clock-only ratio | LatencyScope run_cnt | empty run_cnt |")
+            a("|---|---|---|---|---|---|---|---|---|---|")
             for i, run in enumerate(cost["runs"]):
                 for tp, r in sorted(run["programs"].items()):
-                    lsp, ep = r.get("latencyscope", {}), r.get("empty", {})
+                    lsp, ep, kp = r.get("latencyscope", {}), r.get("empty", {}), r.get("clock", {})
+                    clock = f"{kp['ns_per_event']:.1f}" if kp else "–"
+                    cratio = f"{r['clock_ratio']:.2f}×" if "clock_ratio" in r else "–"
                     a(f"| {i} | {run.get('offered_events_per_s') or 0:,.0f} | {tp} | {lsp.get('ns_per_event', 0):.1f} "
-                      f"| {ep.get('ns_per_event', 0):.1f} | {r.get('ratio', 0):.2f}× | {lsp.get('run_cnt', 0):,} "
-                      f"| {ep.get('run_cnt', 0):,} |")
+                      f"| {ep.get('ns_per_event', 0):.1f} | {clock} | {r.get('ratio', 0):.2f}× | {cratio} "
+                      f"| {lsp.get('run_cnt', 0):,} | {ep.get('run_cnt', 0):,} |")
             a("")
             a("Ratio over runs (min / median / max): " + "; ".join(
                 f"{tp} {r['min']:.2f}× / **{r['median']:.2f}×** / {r['max']:.2f}×"
                 for tp, r in cost["ratio"].items() if r))
+            clock = {tp: r for tp, r in (cost.get("clock_ratio") or {}).items() if r}
+            if clock:
+                a("")
+                a("The clock read alone, as a ratio to the empty program (min / median / max): " + "; ".join(
+                    f"{tp} {r['min']:.2f}× / **{r['median']:.2f}×** / {r['max']:.2f}×" for tp, r in clock.items()))
         a("")
 
     loss = res.get("loss")
@@ -1662,7 +1685,8 @@ def render(res: dict) -> str:
             a("")
             a("| format | events | bytes | bytes/event |")
             a("|---|---|---|---|")
-            for label, d in (("LatencyScope .lscope (Arrow IPC, zstd)", ca.get("latencyscope", {})),
+            codec = ca.get("latencyscope", {}).get("compression") or "codec not recorded by this run"
+            for label, d in ((f"LatencyScope .lscope (Arrow IPC, {codec})", ca.get("latencyscope", {})),
                              ("perf.data", ca.get("perf", {})),
                              ("trace.dat (trace-cmd extract)", ca.get("trace_dat", {}))):
                 if d:
