@@ -21,8 +21,9 @@ hold.  Each slice of a large capture frees its temporaries and the next
 slice allocates similar ones, but from other threads' jemalloc arenas
 (Polars) and Arrow's mimalloc, which each keep what they freed for seconds:
 together +80 MiB on a 2.7 M-event capture.  Arrow then uses glibc malloc
-(big blocks unmapped when freed) and Polars' jemalloc purges after 250 ms;
-measured at the same speed (docs/benchmarks.md, seventh round).
+(big blocks unmapped when freed) and Polars' jemalloc purges at once
+(250 ms until the tenth round); measured at the same speed
+(docs/benchmarks.md, seventh and tenth rounds).
 
 The analyzer's numpy temporaries (a slice's events are sorted, grouped
 and counted through arrays of a few MiB each) are on glibc malloc too:
@@ -58,13 +59,18 @@ def keep_freed_memory() -> None:
         pass
 
 
+# Polars' jemalloc hands freed pages back at once: a ~1 M-event analysis
+# lasts under a second, so a decay delay kept a slice's temporaries resident
+# for the whole run (peak RSS 192 -> 185 MiB, same wall time; 100 M events:
+# same 2.6 GiB peak, 21.1 s vs 22.3 s; docs/benchmarks.md, tenth round).
+POLARS_JEMALLOC_CONF = "dirty_decay_ms:0,muzzy_decay_ms:0"
 ANALYZER_MMAP_THRESHOLD = 8 << 20
 ANALYZER_TRIM_THRESHOLD = 64 << 20
 
 
 def return_freed_memory() -> None:
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:250,muzzy_decay_ms:0")
+    os.environ.setdefault("_RJEM_MALLOC_CONF", POLARS_JEMALLOC_CONF)
     try:
         libc = ctypes.CDLL(None)
         libc.mallopt(M_ARENA_MAX, 1)   # before any other thread allocates
