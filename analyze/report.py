@@ -61,6 +61,37 @@ def capture_summary(cap: Capture) -> dict:
     }
 
 
+# A ring at least this full when a write to it failed was too small for the rate.
+FULL_RING = 0.9
+
+
+def loss_advice(cap: Capture) -> str:
+    """What the recorder's diagnostics say about the loss, for the warning:
+    rings that were full when writes failed want a larger --ring-scale;
+    rings far from full point at something else.  "" when the capture has
+    no such diagnostics (older recorders) or they are malformed."""
+    rec = cap.manifest.get("recorder")
+    fills = rec.get("ring_fill_when_lost") if isinstance(rec, dict) else None
+    if not isinstance(fills, dict):
+        return ""
+    fills = {k: float(v) for k, v in fills.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1.5 and cap.lost.get(k)}
+    if not fills:
+        return ""
+    full = sorted(k for k, v in fills.items() if v >= FULL_RING)
+    other = sorted(k for k in fills if k not in full)
+    out = []
+    if full:
+        out.append(f"{', '.join(full)}: ring full when writes failed, record with a larger --ring-scale")
+    if other:
+        gap = rec.get("longest_drain_gap_ms")
+        gap = f", rings undrained up to {gap:g} ms" if isinstance(gap, (int, float)) and not isinstance(gap, bool) \
+            else ""
+        out.append(f"{', '.join(other)}: ring at most {max(fills[k] for k in other):.0%} full when writes "
+                   f"failed, not too small{gap}")
+    return " -- " + "; ".join(out)
+
+
 def capture_checks(cap: Capture, policy: dict) -> List[Check]:
     lost = sum(cap.lost.values())
     lim = policy["capture"]["max_lost_events"]
@@ -68,8 +99,8 @@ def capture_checks(cap: Capture, policy: dict) -> List[Check]:
     if lost > lim:
         per = ", ".join(f"{k} {v:,}" for k, v in cap.lost.items() if v)
         checks.append(Check("capture", "lost_events", WARN,
-                            f"{lost:,} events lost in the kernel (ring buffer full: {per}); figures undercount",
-                            lost, lim))
+                            f"{lost:,} events lost in the kernel (ring buffer full: {per}); figures undercount"
+                            + loss_advice(cap), lost, lim))
     else:
         checks.append(Check("capture", "lost_events", PASS, f"{lost:,} events lost", lost, lim))
     skipped = sum(cap.skipped.values())

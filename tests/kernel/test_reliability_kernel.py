@@ -243,7 +243,8 @@ def test_event_storm_beyond_the_ring_counts_loss_per_cpu_and_kind(tmp_path):
     rc, rep = analyze_json(cap_path, "-m", "isolation")
     assert rep["capture"]["lost_events"] == sum(m["lost"].values()) > 0
     assert rc >= 1 and rep["verdict"]["status"] in ("WARN", "FAIL")
-    assert any("lost" in w for w in rep["verdict"]["warnings"])
+    lost_warning = [w for w in rep["verdict"]["warnings"] if "events lost" in w]
+    assert len(lost_warning) == 1 and "record with a larger --ring-scale" in lost_warning[0], lost_warning
 
 
 def test_recorder_memory_stays_flat_over_a_minute(tmp_path):

@@ -105,6 +105,18 @@ def test_quiet_cpu_passes_and_lost_events_warn():
     assert rep2["capture"]["lost_events"] == 7
     assert rep2["verdict"]["exit_code"] == 1
     assert any("7 events lost" in w for w in rep2["verdict"]["warnings"])
+    assert not any("ring-scale" in w for w in rep2["verdict"]["warnings"])  # no diagnostics: no advice
+    # The recorder's diagnostics say why: a ring full when writes failed wants a larger --ring-scale.
+    cap4 = capture({"sched_switch": sw}, lost={"sched_switch": 7, "sched_wakeup": 2},
+                   recorder={"ring_fill_when_lost": {"sched_switch": 0.997, "sched_wakeup": 0.08},
+                             "longest_drain_gap_ms": 88.5})
+    warn = [w for w in analyze(cap4, cpus=[1], pids=[HOG])["verdict"]["warnings"] if "events lost" in w]
+    assert len(warn) == 1 and "sched_switch: ring full when writes failed, record with a larger --ring-scale" in warn[0]
+    assert "sched_wakeup: ring at most 8% full when writes failed, not too small, rings undrained up to 88.5 ms" \
+        in warn[0]
+    malformed = capture({"sched_switch": sw}, lost={"sched_switch": 7}, recorder={"ring_fill_when_lost": "full"})
+    assert any("7 events lost" in w and "--" not in w
+               for w in analyze(malformed, cpus=[1], pids=[HOG])["verdict"]["warnings"])
     # Hits the kernel skipped (another BPF program running on the CPU) are loss too.
     cap3 = capture({"sched_switch": sw}, skipped_by_kernel={"sched:sched_wakeup": 3, "sched:sched_switch": 0})
     rep3 = analyze(cap3, cpus=[1], pids=[HOG])
