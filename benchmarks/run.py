@@ -724,7 +724,7 @@ class Config:
     big_events: int
     big_rss_kill_bytes: int
     quiet_wait: float = 20.0
-    analysis_repeats: int = 3
+    analysis_repeats: int = 5
     log: Callable[[str], None] = print
 
 
@@ -1776,7 +1776,7 @@ def main(argv=None) -> int:
     cfg = Config(work=work, seconds=a.seconds or (2.0 if a.quick else 3.0),
                  repeats=a.repeats or (1 if a.quick else 5), quick=a.quick, big=a.big,
                  big_events=int(a.big_events), big_rss_kill_bytes=int(min(1.5 * 4 * 2**30, 0.5 * (machine()["mem_bytes"] or 8 << 30))),
-                 analysis_repeats=1 if a.quick else 3, quiet_wait=a.quiet_wait, log=lambda s: print(s, file=sys.stderr, flush=True))
+                 analysis_repeats=1 if a.quick else 5, quiet_wait=a.quiet_wait, log=lambda s: print(s, file=sys.stderr, flush=True))
     parts = set((a.only or "observer,cost,loss,capture,syscall" + (",big" if a.big else "")).split(","))
     cmd = "python benchmarks/run.py" + "".join(f" {x}" for x in (argv if argv is not None else sys.argv[1:]))
     res = {"date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "command": cmd,
