@@ -48,6 +48,21 @@ class RingReader:
         self._prod = np.frombuffer(self._prod_map, dtype=np.uint64, count=1)
         self._data = np.frombuffer(self._prod_map, dtype=np.uint8, offset=self.page)
 
+    @classmethod
+    def over(cls, mem: np.ndarray, data_size: int, k: EventKind, small: bool = False) -> "RingReader":
+        """A reader over MEM (bytes: a consumer page, a producer page, then
+        the data area, ideally twice as the kernel maps it so that spans that
+        wrap are contiguous) instead of a BPF map: for a test or benchmark
+        that plays the kernel's part itself."""
+        r = cls.__new__(cls)
+        r.page, r.size, r.mask = mmap.PAGESIZE, data_size, data_size - 1
+        r._layout(k, small)
+        r._cons_map = r._prod_map = None
+        r._cons = mem[:8].view(np.uint64)
+        r._prod = mem[r.page:r.page + 8].view(np.uint64)
+        r._data = mem[2 * r.page:]
+        return r
+
     def _layout(self, k: EventKind, small: bool = False) -> None:
         self.kind = k
         self.small = small   # a staged kind's ring of small chunks (stages flushed early)
@@ -178,7 +193,8 @@ class RingReader:
         self._cons = self._prod = self._data = None
         for m in (self._cons_map, self._prod_map):
             try:
-                m.close()
+                if m is not None:
+                    m.close()
             except BufferError:
                 pass
 

@@ -92,12 +92,7 @@ class _FileRing:
         f.write_bytes(b"\0" * (2 * page + size))
         self.fd = open(f, "r+b")
         self.m = mmap.mmap(self.fd.fileno(), 2 * page + size)
-        r = RingReader.__new__(RingReader)
-        r.page, r.size, r.mask = page, size, size - 1
-        r._layout(k, small)
-        r._cons = np.frombuffer(self.m, dtype=np.uint64, count=1)
-        r._prod = np.frombuffer(self.m, dtype=np.uint64, count=1, offset=page)
-        r._data = np.frombuffer(self.m, dtype=np.uint8, offset=2 * page)
+        r = RingReader.over(np.frombuffer(self.m, dtype=np.uint8), size, k, small)
         self.r, self.k = r, k
         self.words = r._data.view(np.uint64)
         self.at = 0
