@@ -311,7 +311,7 @@ def test_cpus_going_idle_after_every_switch_lose_nothing_with_default_rings(tmp_
         kill(rec.proc)
     m = json.loads(subprocess.run(["tar", "-xOf", str(cap_path), "manifest.json"], capture_output=True,
                                   check=True).stdout)
-    assert m["events"]["sched_wakeup"] > 50_000, m["events"]   # the workload ran
+    assert m["events"]["sched_wakeup"] > 20_000, m["events"]   # the workload ran (~150 k here)
     assert sum(m["lost"].values()) == 0, (m["lost"], m["recorder"])
     per_record = m["recorder"]["ring_bytes_per_record"]
     for name in ("sched_switch", "sched_wakeup"):
