@@ -181,3 +181,31 @@ def test_dictionary_names_decoded_without_pyarrow_compute_equal_the_cast(case):
     got = _decoded(arr)
     assert got.type == pa.string()
     assert got.to_pylist() == arr.cast(pa.string()).to_pylist()
+
+
+def _resident_kib(path: str) -> int:
+    """Resident KiB of this process's mappings of PATH (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:      # a mapping's header line
+            inside = head[-1] == path
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1])
+    return total
+
+
+def test_a_pass_over_a_packed_capture_does_not_keep_the_file_resident(tmp_path):
+    """The reader maps the capture and hands what a pass has read back to the
+    page cache: after the check and a full read, (almost) none of the file's
+    pages count in the analyzer's memory."""
+    rng = np.random.default_rng(7)
+    ts = np.cumsum(rng.integers(1, 5000, size=60_000)) + MS
+    pids = rng.integers(100, 30_000, size=len(ts))
+    path = write(str(tmp_path / "big.lscope"),
+                 {"sched_switch": [switch(int(t), int(t) % 2, int(p), int(p) + 1) for t, p in zip(ts, pids)]})
+    size_kib = os.path.getsize(path) // 1024
+    assert size_kib > 256                                   # many pages to keep or drop
+    cap = open_capture(path)
+    assert cap.frame("sched_switch", ["ts_ns", "prev_pid"]).height == len(ts)
+    assert _resident_kib(os.path.realpath(path)) < size_kib // 10, (_resident_kib(path), size_kib)
