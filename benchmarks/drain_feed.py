@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from latencyscope import COMPRESSION
 from latencyscope.record import session
 from latencyscope.record.ringbuf import RingReader
-from latencyscope.record.writer import COMPRESSION, CaptureWriter
+from latencyscope.record.writer import CaptureWriter
 from latencyscope.schemas import kind
 from latencyscope.schemas.codegen import CHUNK_HDR_SIZE, RINGBUF_HDR_SIZE, entry_size, record_dtype
 

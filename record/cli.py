@@ -5,6 +5,7 @@ import time
 
 import click
 
+from latencyscope import COMPRESSION, COMPRESSIONS
 from latencyscope.cliutil import parse_cpus, parse_modules, run
 from latencyscope.errors import EXIT_ERROR, LatencyScopeError
 from latencyscope.allocator import keep_freed_memory
@@ -28,7 +29,7 @@ def default_output() -> str:
 @click.option("--rt-priority", type=click.IntRange(0, 99), default=1, show_default=True,
               help="SCHED_FIFO priority of the drain loop once the programs are loaded, so it "
                    "keeps up under load (it sleeps between polls); 0 = normal scheduling.")
-@click.option("--compression", type=click.Choice(["lz4", "zstd"]), default="lz4", show_default=True,
+@click.option("--compression", type=click.Choice(COMPRESSIONS), default=COMPRESSION, show_default=True,
               help="Codec of the capture's tables: lz4 costs the traced machine about half the CPU "
                    "per event, zstd writes captures about 3x smaller.")
 @click.option("-q", "--quiet", is_flag=True, help="No live status line.")

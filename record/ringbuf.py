@@ -65,7 +65,6 @@ class RingReader:
 
     def _layout(self, k: EventKind, small: bool = False) -> None:
         self.kind = k
-        self.small = small   # a staged kind's ring of small chunks (stages flushed early)
         self.dtype = record_dtype(k)
         self.per_entry = entry_records(k, small)
         self.entry = entry_size(k, small)

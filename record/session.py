@@ -17,14 +17,14 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from latencyscope import FORMAT_VERSION, __version__
+from latencyscope import COMPRESSION, FORMAT_VERSION, __version__
 from latencyscope.bpf import source as bpf_source
 from latencyscope.cliutil import STOP_SIGNALS
 from latencyscope.errors import LatencyScopeError, first_line
 from latencyscope.record import environment as env
 from latencyscope.record import bpfinfo, btf, host, preflight
 from latencyscope.record.ringbuf import RingReader
-from latencyscope.record.writer import COMPRESSION, CaptureWriteError, CaptureWriter
+from latencyscope.record.writer import CaptureWriteError, CaptureWriter
 from latencyscope.schemas import EVENT_KINDS, MODULES, kinds_of
 from latencyscope.schemas.codegen import SMALL_RECORDS, STAGE_AGE_NS, STAGE_RECORDS, slot_dtype, stage_dtype
 
@@ -61,7 +61,7 @@ class RecordConfig:
     ring_scale: float = 1.0               # multiply every kind's default ring size
     keep_off_monitored: bool = True       # move our own threads off monitored CPUs
     rt_priority: int = DEFAULT_RT_PRIORITY  # SCHED_FIFO priority of the drain (0: normal)
-    compression: str = COMPRESSION        # codec of the capture's tables (record/writer.py)
+    compression: str = COMPRESSION        # codec of the capture's tables (latencyscope/__init__.py)
     command_line: List[str] = field(default_factory=lambda: list(sys.argv))
 
 

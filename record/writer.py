@@ -34,16 +34,11 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import pyarrow as pa
 
+from latencyscope import COMPRESSION, COMPRESSIONS
 from latencyscope.errors import LatencyScopeError
 from latencyscope.schemas.codegen import arrow_schema, slot_dtype
 from latencyscope.schemas.events import EventKind
 
-# Codecs a capture's tables may be written with (every Arrow reader reads
-# both).  lz4 takes about half zstd's CPU per record and writes captures
-# about 3x larger (docs/benchmarks.md); the recorder's default is lz4, so
-# the capture window costs the watched workload less.
-COMPRESSIONS = ("lz4", "zstd")
-COMPRESSION = "lz4"
 MERGE_BLOCK_ROWS = 32768  # records gathered per step of a flush's time-order merge
 MANIFEST_NAME = "manifest.json"
 TABLE_SUFFIX = ".arrows"
