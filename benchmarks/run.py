@@ -830,15 +830,13 @@ def part_bpf_cost(cfg: Config) -> dict:
     if not have("bpftool"):
         return {"skipped": "bpftool not installed"}
     runs = [cost_once(cfg, f"cost{i}") for i in range(cfg.repeats)]
-    med = {}
-    for tp in sorted({tp for r in runs for tp in r["programs"]}):
-        ratios = [r["programs"][tp]["ratio"] for r in runs if "ratio" in r["programs"].get(tp, {})]
-        med[tp] = summarize(ratios)
-    clock = {tp: summarize([r["programs"][tp]["clock_ratio"] for r in runs
-                            if "clock_ratio" in r["programs"].get(tp, {})])
-             for tp in sorted({tp for r in runs for tp in r["programs"]})}
-    return {"runs": runs, "ratio": med, "clock_ratio": clock, "seconds": runs[0]["seconds"],
-            "note": runs[0]["note"]}
+    tps = sorted({tp for r in runs for tp in r["programs"]})
+
+    def over_runs(key: str) -> dict:
+        return {tp: summarize([r["programs"][tp][key] for r in runs if key in r["programs"].get(tp, {})])
+                for tp in tps}
+    return {"runs": runs, "ratio": over_runs("ratio"), "clock_ratio": over_runs("clock_ratio"),
+            "seconds": runs[0]["seconds"], "note": runs[0]["note"]}
 
 
 def cost_once(cfg: Config, tag: str) -> dict:
@@ -948,7 +946,7 @@ def part_drain(cfg: Config) -> dict:
 
     events = 1_000_000 if cfg.quick else 10_000_000
     runs = [drain_feed.measure(events, cfg.work) for _ in range(1 if cfg.quick else 3)]
-    rates = sorted(r["events_per_cpu_s"] for r in runs if r.get("events_per_cpu_s"))
+    rates = [r["events_per_cpu_s"] for r in runs if r.get("events_per_cpu_s")]
     return {"runs": runs, "median_events_per_cpu_s": statistics.median(rates) if rates else None,
             "kinds": drain_feed.KINDS, "chunks_per_poll": drain_feed.CHUNKS_PER_POLL}
 
