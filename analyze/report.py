@@ -99,7 +99,8 @@ def capture_checks(cap: Capture, policy: dict) -> List[Check]:
     if lost > lim:
         per = ", ".join(f"{k} {v:,}" for k, v in cap.lost.items() if v)
         checks.append(Check("capture", "lost_events", WARN,
-                            f"{lost:,} events lost in the kernel (ring buffer full: {per}); figures undercount"
+                            f"{lost:,} events lost in the kernel (writes to the ring buffer failed: {per}); "
+                            "figures undercount"
                             + loss_advice(cap), lost, lim))
     else:
         checks.append(Check("capture", "lost_events", PASS, f"{lost:,} events lost", lost, lim))
