@@ -85,11 +85,15 @@ static __always_inline void ls_count_lost(u32 kind)
     ls_count_lost_n(kind, 1);
 }
 
+/* Which of the kinds' rings: KIND's main ring, or its ring of small chunks
+ * (SMALL).  record/session.py ring_index numbers them the same way. */
+#define LS_RING_INDEX(kind, small) ((kind) + ((small) ? LS_NKINDS : 0))
+
 /* The fullest a ring was (bytes not yet consumed) when a write to it failed,
  * per CPU and kind: near the ring's size, the ring was too small for the
  * rate; far from it, the write failed for another reason.  Touched only on
  * that failure path. */
-BPF_PERCPU_ARRAY(ls_lost_fill, u64, 2 * LS_NKINDS);  /* [LS_NKINDS + kind]: its small-chunk ring */
+BPF_PERCPU_ARRAY(ls_lost_fill, u64, 2 * LS_NKINDS);  /* [LS_RING_INDEX(kind, small)] */
 
 static __always_inline void ls_note_lost_fill(void *ring, u32 slot)
 {
@@ -114,7 +118,7 @@ static __always_inline void ls_note_lost_fill(void *ring, u32 slot)
 #endif
 BPF_RINGBUF_OUTPUT(ls_ring_template, 1);
 /* Slots [LS_NKINDS * LS_NCPUS, 2x): the staged kinds' rings of small chunks
- * (ls_stage_flush), at (LS_NKINDS + kind) * LS_NCPUS + cpu. */
+ * (ls_stage_flush): slot LS_RING_INDEX(kind, small) * LS_NCPUS + cpu. */
 BPF_ARRAY_OF_MAPS(ls_rings, "ls_ring_template", 2 * LS_NKINDS * LS_NCPUS);
 
 /* This CPU's ring of KIND (its ring of small chunks when SMALL), or NULL:
@@ -122,7 +126,7 @@ BPF_ARRAY_OF_MAPS(ls_rings, "ls_ring_template", 2 * LS_NKINDS * LS_NCPUS);
  * window opens: earlier events are not part of the capture). */
 static __always_inline void *ls_ring_of(u32 kind, u32 small)
 {
-    u32 slot = (kind + (small ? LS_NKINDS : 0)) * LS_NCPUS + bpf_get_smp_processor_id();
+    u32 slot = LS_RING_INDEX(kind, small) * LS_NCPUS + bpf_get_smp_processor_id();
     return ls_rings.lookup(&slot);
 }
 
@@ -139,7 +143,7 @@ static __always_inline void *ls_reserve(u32 kind, u64 size)
     void *e = bpf_ringbuf_reserve(ring, size, 0);
     if (!e) {
         ls_count_lost(kind);
-        ls_note_lost_fill(ring, kind);
+        ls_note_lost_fill(ring, LS_RING_INDEX(kind, 0));
     }
     return e;
 }
@@ -206,7 +210,7 @@ static __always_inline void ls_stage_flush_small(u32 *hdr, u32 n, u32 size, u32 
         u32 *e = bpf_ringbuf_reserve(ring, 8 + LS_SMALL_RECORDS * size, 0);
         if (!e) {
             ls_count_lost_n(kind, n - first);
-            ls_note_lost_fill(ring, LS_NKINDS + kind);
+            ls_note_lost_fill(ring, LS_RING_INDEX(kind, 1));
             break;
         }
         e[0] = n - first < LS_SMALL_RECORDS ? n - first : LS_SMALL_RECORDS;
@@ -234,7 +238,7 @@ static __always_inline void ls_stage_flush(u32 *hdr, u32 size, u32 kind)
             hdr[1] = kind;
             if (bpf_ringbuf_output(ring, hdr, 8 + LS_STAGE_RECORDS * size, BPF_RB_NO_WAKEUP)) {
                 ls_count_lost_n(kind, n);
-                ls_note_lost_fill(ring, kind);
+                ls_note_lost_fill(ring, LS_RING_INDEX(kind, 0));
             }
         }
     }

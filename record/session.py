@@ -146,6 +146,14 @@ def small_ring_pages(kind, scale: float, ncpus: int = 1) -> int:
     return max(1, ring_pages(kind, scale, ncpus) // SMALL_RING_FRACTION) if kind.staged else 0
 
 
+def ring_index(kind, small: bool) -> int:
+    """Which of the kinds' rings: KIND's main ring, or its ring of small
+    chunks (SMALL), as bpf/common.h numbers them.  Its slot in ``ls_rings``
+    is ``ring_index * NCPUS + cpu``; its entry in ``ls_lost_fill`` is the
+    index itself."""
+    return kind.kind_id + (len(EVENT_KINDS) if small else 0)
+
+
 def buffer_bytes(kinds, scale: float, ncpus: int) -> int:
     """Memory the rings of KINDS and the writer's slot and column buffers
     take, all resident from the start (record/writer.py ``prefault``)."""
@@ -198,7 +206,7 @@ class CpuRings:
                                 f"({os.strerror(-fd if fd < -1 else ctypes.get_errno() or 12)}); "
                                 "try a smaller --ring-scale")
                         self._fds.append(fd)
-                        self._keys.append((k.kind_id + (len(EVENT_KINDS) if small else 0)) * ncpus + cpu)
+                        self._keys.append(ring_index(k, small) * ncpus + cpu)
                         rings.append(RingReader(fd, size, k, small))
                 self.readers[k.name] = rings
         except BaseException:
@@ -423,9 +431,9 @@ def _lost_fill(b, kinds, pages: Dict[str, int], small_pages: Dict[str, int],
     out = {}
     for k in kinds:
         if sum(lost.get(k.name) or []):
-            fill = max(int(v) for v in table[ctypes.c_int(k.kind_id)]) / (pages[k.name] * 4096)
+            fill = max(int(v) for v in table[ctypes.c_int(ring_index(k, False))]) / (pages[k.name] * 4096)
             if small_pages.get(k.name):
-                small = max(int(v) for v in table[ctypes.c_int(len(EVENT_KINDS) + k.kind_id)])
+                small = max(int(v) for v in table[ctypes.c_int(ring_index(k, True))])
                 fill = max(fill, small / (small_pages[k.name] * 4096))
             out[k.name] = round(fill, 4)
     return out
