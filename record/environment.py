@@ -11,6 +11,7 @@ import importlib
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -156,6 +157,31 @@ def _overlay(dst: str, srcs: List[str]) -> None:
             os.symlink(paths[0], os.path.join(dst, n))
 
 
+MERGED_PREFIX = "latencyscope-headers-"
+
+
+def _sweep_merged_trees() -> None:
+    """Remove the merged trees of recorders that were killed before they
+    could (named after their pid; our own only, never through a link)."""
+    root = tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(root) if n.startswith(MERGED_PREFIX)]
+    except OSError:
+        return
+    for n in names:
+        pid = n[len(MERGED_PREFIX):].split("-", 1)[0]
+        path = os.path.join(root, n)
+        try:
+            st = os.lstat(path)
+            if not pid.isdigit() or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def resolve_headers(release: Optional[str] = None) -> Headers:
     """The running kernel's headers, else the newest installed ones.
 
@@ -174,7 +200,8 @@ def resolve_headers(release: Optional[str] = None) -> Headers:
     for d in sorted(set(candidates), key=_version_key, reverse=True):
         common = _debian_common(d)
         if common:
-            tmp = tempfile.mkdtemp(prefix="latencyscope-headers-")
+            _sweep_merged_trees()
+            tmp = tempfile.mkdtemp(prefix=f"{MERGED_PREFIX}{os.getpid()}-")
             merged = os.path.join(tmp, os.path.basename(d))
             _overlay(merged, [d, common])
             return Headers(merged, False, f"{d} + {common}", tmpdir=tmp)

@@ -505,6 +505,7 @@ def record(cfg: RecordConfig, status_stream=None, then_exit: bool = False) -> Re
             cflags += list(extra or [])
         os.environ.update(headers.env())
         b, links, hooks = _load(bcc, modules, cflags, notes)
+        headers.cleanup()   # compiled: a recorder killed from here on leaves no merged tree behind
 
         if cfg.cpus is not None:
             t = b.get_table("ls_cpus")
