@@ -71,9 +71,9 @@ WORST_ORDER, WORST_DESC = ["latency_ns", "run_ns", "pid"], [True, False, False]
 # million events, so it serves small captures only.
 CHUNKED_ABOVE_ROWS = 200_000
 # Up to this many switches, the sliced pass keeps the columns the causes need
-# (~20 B each) instead of reading them a second time.
+# (~16 B each) instead of reading them a second time.
 EXPLAIN_KEEP_ROWS = 2_000_000
-_EXPLAIN_COLS = ["ts_ns", "cpu", "next_pid", "next_comm"]
+_EXPLAIN_COLS = ["ts_ns", "cpu", "next_pid"]
 CHUNK_ROWS = 2_000_000
 CHUNK_ROWS_MIN = 125_000
 
@@ -292,11 +292,14 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
 
     # Thread -> process (tgid) names the target threads: only needed when scoped.
     sw_cols = _SW_NUMERIC if scoped else [c for c in _SW_NUMERIC if c != "prev_tgid"]
-    # The causes need the switches again (ts_ns, cpu, next_pid, next_comm) once
-    # the worst waits are known: kept from this pass when small, else read again.
+    # The causes need the switches again (ts_ns, cpu, next_pid; next_comm when
+    # stored) once the worst waits are known: kept from this pass when small,
+    # else read again.  Rebuilt names are made for the rows used (``_SwitchNames``).
     keep_sw = cap.rows("sched_switch") <= EXPLAIN_KEEP_ROWS
     kept_sw: List[pl.DataFrame] = []
-    cols = {"sched_switch": sw_cols + ["prev_comm"] + (["next_comm"] if monitored or keep_sw else []),
+    names = _SwitchNames(cap)
+    explain_cols = _EXPLAIN_COLS + names.stored("next_comm")
+    cols = {"sched_switch": sw_cols + names.stored("prev_comm", *(["next_comm"] if monitored or keep_sw else [])),
             "sched_migrate_task": ["ts_ns", "pid", "orig_cpu", "dest_cpu"]}
     for name in _WAKEUPS:
         cols[name] = ["ts_ns", "pid"] + (["waker_pid", "waker_tgid"] if scoped else [])
@@ -315,16 +318,16 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
         sw = sl.get("sched_switch")
         arr = None
         if keep_sw and sw is not None and sw.height:
-            kept_sw.append(sw.select(_EXPLAIN_COLS))
+            kept_sw.append(sw.select(explain_cols))
         if sw is not None and sw.height:
             arr = {c: sw[c].to_numpy() for c in sw_cols}
             ts = arr["ts_ns"]
             in_order = bool((ts[1:] >= ts[:-1]).all())
             if scoped:
-                tm_sw.append(_latest_names(sw, arr, ids, in_order))
-            outs_p.append(_switch_outs(sw, arr, ids, in_order))
+                tm_sw.append(_latest_names(sw, arr, names, ids, in_order))
+            outs_p.append(_switch_outs(sw, arr, names, ids, in_order))
             if monitored:
-                part, on_carry = _intrusions(sw, arr, ids, on_carry, monitored)
+                part, on_carry = _intrusions(sw, arr, names, ids, on_carry, monitored)
                 intr_p += part
         wakeups = []
         for name in _WAKEUPS:
@@ -409,7 +412,7 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     # --- who held the CPU during the worst waits (and their names): one more pass ---------
     worst = []
     if top_waits is not None and top_waits.height:
-        worst = _explain_sliced(cap, top_waits, end, rows, ids, kept_sw if keep_sw else None)
+        worst = _explain_sliced(cap, top_waits, end, rows, names, ids, kept_sw if keep_sw else None)
     kept_sw.clear()
 
     # --- intrusions and per-thread rows, names attached -------------------------------------
@@ -472,14 +475,15 @@ def _worst_candidates(w, n: int) -> pl.DataFrame:
     return df.with_columns(reason=pl.Series(np.where(w["preempted"], "preempted", "wakeup"), dtype=pl.String))
 
 
-def _latest_names(sw: pl.DataFrame, a, ids: sched.ThreadIds, in_order: bool) -> pl.DataFrame:
+def _latest_names(sw: pl.DataFrame, a, names: _SwitchNames, ids: sched.ThreadIds, in_order: bool
+                  ) -> pl.DataFrame:
     """Per thread switched out in the slice, its latest tgid and name (and when)."""
     lid, k = sched.small_ids(a["prev_pid"], ids)
     order, starts, _ = sched.group_runs(lid, k, None if in_order else a["ts_ns"])
     last = order[np.r_[starts[1:], len(order)] - 1]
     return pl.DataFrame({"tid": pl.Series(a["prev_pid"][last], dtype=pl.Int32),
                          "prev_tgid": pl.Series(a["prev_tgid"][last], dtype=pl.UInt32),
-                         "prev_comm": sw["prev_comm"].gather(last).cast(pl.String),
+                         "prev_comm": names.strings(sw, a, "prev_comm", last),
                          "ts_ns": pl.Series(a["ts_ns"][last], dtype=pl.UInt64)})
 
 
@@ -494,7 +498,8 @@ def _latest_waker(w: pl.DataFrame, ts: np.ndarray, ids: sched.ThreadIds) -> pl.D
                          "ts_ns": pl.Series(ts[last], dtype=pl.UInt64)})
 
 
-def _switch_outs(sw: pl.DataFrame, a, ids: sched.ThreadIds, in_order: bool) -> pl.DataFrame:
+def _switch_outs(sw: pl.DataFrame, a, names: _SwitchNames, ids: sched.ThreadIds, in_order: bool
+                 ) -> pl.DataFrame:
     """Per (thread switched out, CPU) of the slice: switches, involuntary ones,
     the name at the latest one and its time."""
     pid, cpu, ts = a["prev_pid"], a["cpu"], a["ts_ns"]
@@ -510,11 +515,12 @@ def _switch_outs(sw: pl.DataFrame, a, ids: sched.ThreadIds, in_order: bool) -> p
                          "cpu": pl.Series(cpu[last], dtype=pl.UInt32),
                          "n": pl.Series((ends - starts)[keep], dtype=pl.Int64),
                          "invol": pl.Series(invol[keep], dtype=pl.Int64),
-                         "comm": sw["prev_comm"].gather(last).cast(pl.String),
+                         "comm": names.strings(sw, a, "prev_comm", last),
                          "last_ts": pl.Series(ts[last], dtype=pl.UInt64)})
 
 
-def _intrusions(sw: pl.DataFrame, a, ids: sched.ThreadIds, carry: Optional[pl.DataFrame], monitored):
+def _intrusions(sw: pl.DataFrame, a, names: _SwitchNames, ids: sched.ThreadIds, carry: Optional[pl.DataFrame],
+                monitored):
     """([intrusion parts], new carry) of one slice: switch-ins on monitored CPUs
     whose end (the CPU's next switch) is known, summed per task; the carry is each
     CPU's latest switch-in, whose end lies in a later slice."""
@@ -540,13 +546,13 @@ def _intrusions(sw: pl.DataFrame, a, ids: sched.ThreadIds, carry: Optional[pl.Da
         carry = carry.join(firsts, on="cpu", how="anti")
     new = pl.DataFrame({"ts_ns": pl.Series(ts[last], dtype=pl.UInt64), "cpu": pl.Series(cpu[last], dtype=pl.UInt32),
                         "next_pid": pl.Series(nxt[last], dtype=pl.Int32),
-                        "next_comm": sw["next_comm"].gather(last).cast(pl.String)})
+                        "next_comm": names.strings(sw, a, "next_comm", last)})
     carry = new if carry is None or not carry.height else pl.concat([carry, new], how="vertical")
     sel = np.flatnonzero(has_end & np.isin(cpu, np.asarray(monitored, dtype=np.int64)) & (nxt != 0))
     if len(sel):
         dur = end_ns[sel].astype(np.int64) - ts[sel].astype(np.int64)
         lid, tids = ids.local(nxt[sel])
-        code = _name_codes(sw["next_comm"])[sel]
+        code = names.codes(sw, a, "next_comm", sel)
         g, ng = sched.group_ids((lid, len(tids)), sched.dense(code), sched.dense(cpu[sel]))
         count = np.bincount(g, minlength=ng)
         total = np.zeros(ng, dtype=np.int64)
@@ -559,16 +565,48 @@ def _intrusions(sw: pl.DataFrame, a, ids: sched.ThreadIds, carry: Optional[pl.Da
         rep = rep[has]
         parts.append(pl.DataFrame({
             "next_pid": pl.Series(nxt[sel][rep], dtype=pl.Int32),
-            "next_comm": sw["next_comm"].gather(sel[rep]).cast(pl.String),
+            "next_comm": names.strings(sw, a, "next_comm", sel[rep]),
             "cpu": pl.Series(cpu[sel][rep], dtype=pl.UInt32),
             "count": pl.Series(count[has], dtype=pl.get_index_type()),
             "total_ns": pl.Series(total[has], dtype=pl.Int64), "max_ns": pl.Series(mx[has], dtype=pl.Int64)}))
     return parts, carry
 
 
+class _SwitchNames:
+    """Task names of a slice's switches, made only for the rows reported or grouped.
+
+    Format 3 does not store them: rebuilt by the reader for every switch read,
+    they took ~55 ms of the main thread's 0.8 s on 850 k switches, for a few
+    hundred rows reported.  Here they are rebuilt from the pid, time and CPU of
+    those rows only (``Capture.names``); format 2's stored names are read with
+    the slice (``stored``) and taken from it.
+    """
+
+    def __init__(self, cap: Capture):
+        self._cap = cap
+        self._pid = cap.arrow.source("sched_switch").derived   # rebuilt name column -> its pid column
+
+    def stored(self, *cols: str) -> List[str]:
+        """Of the name columns COLS, those read with the slice."""
+        return [c for c in cols if c not in self._pid]
+
+    def codes(self, sw: pl.DataFrame, a, col: str, rows: np.ndarray) -> np.ndarray:
+        """Integers equal where the names in COL at ROWS of slice SW are (A: its numpy
+        columns); comparable across slices only for rebuilt names."""
+        if col in self._pid:
+            return self._cap.names().codes(a[self._pid[col]][rows], a["ts_ns"][rows], a["cpu"][rows])
+        return _name_codes(sw[col])[rows]
+
+    def strings(self, sw: pl.DataFrame, a, col: str, rows) -> pl.Series:
+        """The names in COL at ROWS of slice SW (A: its numpy columns)."""
+        if col in self._pid:
+            return self._cap.names().strings(self.codes(sw, a, col, np.asarray(rows)))
+        return sw[col].gather(rows).cast(pl.String)
+
+
 def _name_codes(names: pl.Series) -> np.ndarray:
-    """Integers equal where the task names of NAMES are (Categorical codes; names come
-    as strings from captures that do not store them dictionary-encoded)."""
+    """Integers equal where the stored task names of NAMES are (Categorical codes; names
+    come as strings from captures that do not store them dictionary-encoded)."""
     if names.dtype != pl.Categorical:
         names = names.cast(pl.Categorical)
     return names.to_physical().to_numpy()
@@ -583,7 +621,7 @@ def _intr_part(done: pl.DataFrame, monitored) -> pl.DataFrame:
             .with_columns(pl.col("next_comm").cast(pl.String)))
 
 
-def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int,
+def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int, names: _SwitchNames,
                     ids: Optional[sched.ThreadIds] = None, slices: Optional[List[pl.DataFrame]] = None) -> List[dict]:
     """The worst waits' causes and names from one more pass over the switches.
 
@@ -602,7 +640,8 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int,
     comms: List[Optional[str]] = [None] * len(ws)
     ids = ids or sched.ThreadIds()
     if slices is None:
-        slices = (sl.get("sched_switch") for sl in cap.chunks({"sched_switch": _EXPLAIN_COLS}, rows, categorical=True))
+        cols = _EXPLAIN_COLS + names.stored("next_comm")
+        slices = (sl.get("sched_switch") for sl in cap.chunks({"sched_switch": cols}, rows, categorical=True))
     for sw in slices:
         if sw is None or not sw.height:
             continue
@@ -611,6 +650,7 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int,
             break
         cpu_all = sw["cpu"].to_numpy()
         pid_all = sw["next_pid"].to_numpy()
+        arr = {"ts_ns": ts_all, "cpu": cpu_all, "next_pid": pid_all}
         for c in cpus:
             on = np.flatnonzero(cpu_all == c)              # each CPU's stored order is its time order
             if not len(on):
@@ -631,12 +671,12 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int,
                 jb = int(np.searchsorted(ts_c, np.uint64(b), side="right"))
                 if ja:
                     r = int(on[ja - 1])
-                    carry[i] = (int(ts_all[r]), int(pid_all[r]), sw["next_comm"][r])
+                    carry[i] = (int(ts_all[r]), int(pid_all[r]), names.strings(sw, arr, "next_comm", [r])[0])
                 if jb <= ja:
                     continue
                 if comms[i] is None:
                     hit = np.flatnonzero((ts_c[ja:jb] == b) & (pid_all[on[ja:jb]] == me))
-                    comms[i] = sw["next_comm"][int(on[ja + hit[0]])] if len(hit) else None
+                    comms[i] = names.strings(sw, arr, "next_comm", on[ja + hit[:1]])[0] if len(hit) else None
                 if carry[i] is not None:
                     hits[i].append(_carry_overlap(carry[i], int(ts_c[ja]), a, b, me))
                 # The intervals between these switches lie within (a, b]: whole, except those
@@ -644,10 +684,10 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int,
                 hi = min(jb - 1, int(np.searchsorted(ts_c, np.uint64(b), side="left")))
                 if hi > ja:
                     if occ is None:
-                        occ = _cpu_occupants(sw, on, ts_c, pid_all[on], ids)
+                        occ = _cpu_occupants(sw, arr, names, on, ts_c, ids)
                     hits[i].append(_range_overlaps(occ, ja, hi, me))
                 r = int(on[jb - 1])
-                carry[i] = (int(ts_all[r]), int(pid_all[r]), sw["next_comm"][r])
+                carry[i] = (int(ts_all[r]), int(pid_all[r]), names.strings(sw, arr, "next_comm", [r])[0])
     worst = []
     irqs = causes.occupancy(cap, None, windows=[(int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"])) for w in ws])
     for i, w in enumerate(ws):
@@ -682,15 +722,19 @@ def _carry_overlap(carry: tuple, end_ns: int, a: int, b: int, exclude_pid: int):
     return (np.array([pid]), pl.Series([comm], dtype=pl.String), np.array([min(end_ns, b) - max(ts, a)]))
 
 
-def _cpu_occupants(sw: pl.DataFrame, on: np.ndarray, ts: np.ndarray, pid: np.ndarray, ids: sched.ThreadIds):
+def _cpu_occupants(sw: pl.DataFrame, a, names: _SwitchNames, on: np.ndarray, ts: np.ndarray,
+                   ids: sched.ThreadIds):
     """The on-CPU intervals between the switches ON (rows of one CPU, in time order) of a
-    slice, grouped by (pid, name): what ``_range_overlaps`` sums for each wait there."""
-    g, ng = sched.group_ids(sched.small_ids(pid, ids), sched.dense(_name_codes(sw["next_comm"])[on]))
+    slice SW (A: its numpy columns), grouped by (pid, name): what ``_range_overlaps`` sums
+    for each wait there."""
+    pid = a["next_pid"][on]
+    g, ng = sched.group_ids(sched.small_ids(pid, ids), sched.dense(names.codes(sw, a, "next_comm", on)))
     rep = np.full(ng, len(on), dtype=np.int64)
     np.minimum.at(rep, g, np.arange(len(on)))
     has = rep < len(on)
     return {"g": g[:-1], "dur": ts[1:].astype(np.int64) - ts[:-1].astype(np.int64), "ng": ng,
-            "pid": np.where(has, pid[np.minimum(rep, len(on) - 1)], 0), "rep": rep, "on": on, "sw": sw}
+            "pid": np.where(has, pid[np.minimum(rep, len(on) - 1)], 0), "rep": rep, "on": on,
+            "names": lambda rows: names.strings(sw, a, "next_comm", rows)}
 
 
 def _range_overlaps(occ: dict, lo: int, hi: int, exclude_pid: int):
@@ -708,4 +752,4 @@ def _range_overlaps(occ: dict, lo: int, hi: int, exclude_pid: int):
     if not len(sel):
         return None
     rows = occ["on"][occ["rep"][sel]]
-    return (occ["pid"][sel], occ["sw"]["next_comm"].gather(rows).cast(pl.String), tot[sel])
+    return (occ["pid"][sel], occ["names"](rows), tot[sel])
