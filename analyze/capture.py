@@ -940,8 +940,9 @@ class _Checker:
             return
         bad = None
         for col, lim, label in self.checks:
-            over = b.column(col).to_numpy() > lim
-            if over.any():
+            v = b.column(col).to_numpy()
+            if v.max() > lim:          # a reduction; the mask only for a batch that has such values
+                over = v > lim
                 bad = over if bad is None else bad | over
                 self.bad_labels.add(label)
         ts = b.column("ts_ns").to_numpy()
@@ -956,16 +957,15 @@ class _Checker:
         self.rows += m
         if not m:
             return
-        ts = ts.astype(np.int64)   # <= MAX_TS_NS now
+        ts = ts.view(np.int64) if ts.dtype == np.uint64 else ts.astype(np.int64)   # <= MAX_TS_NS now
         lo, hi = int(ts.min()), int(ts.max())
         self.min_ts = lo if self.min_ts is None else min(self.min_ts, lo)
         self.max_ts = hi if self.max_ts is None else max(self.max_ts, hi)
-        if m > 1 or self.last_ts is not None:
+        # Steps back in time: sought only in a batch that has some (the recorder writes none).
+        if (self.last_ts is not None and int(ts[0]) < self.last_ts) or (ts[1:] < ts[:-1]).any():
             step = np.diff(ts, prepend=ts[:1] if self.last_ts is None else np.int64(self.last_ts))
-            s_min = int(step.min())
-            if s_min < 0:
-                self.neg += int((step < 0).sum())
-                self.min_step = min(self.min_step, s_min)
+            self.neg += int((step < 0).sum())
+            self.min_step = min(self.min_step, int(step.min()))
         self.last_ts = int(ts[-1])
         if self.neg:
             rm = np.maximum.accumulate(ts)
@@ -976,7 +976,7 @@ class _Checker:
         else:
             self.run_max = int(ts[-1]) if self.run_max is None else max(self.run_max, int(ts[-1]))
         if cpu is not None:
-            h = np.bincount(cpu.astype(np.int64))
+            h = np.bincount(cpu)
             if len(h) > len(self.cpu_hist):
                 h[: len(self.cpu_hist)] += self.cpu_hist
                 self.cpu_hist = h

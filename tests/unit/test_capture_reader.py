@@ -209,3 +209,28 @@ def test_a_pass_over_a_packed_capture_does_not_keep_the_file_resident(tmp_path):
     cap = open_capture(path)
     assert cap.frame("sched_switch", ["ts_ns", "prev_pid"]).height == len(ts)
     assert _resident_kib(os.path.realpath(path)) < size_kib // 10, (_resident_kib(path), size_kib)
+
+
+def test_the_reader_counts_steps_back_in_time_within_and_across_batches():
+    """The scan looks for steps back only in batches that have one; a batch
+    that starts before the previous one ended has one at its first row."""
+    import numpy as np
+    import pyarrow as pa
+
+    from latencyscope.analyze.capture import _Checker
+    from latencyscope.schemas import kind
+    from latencyscope.schemas.codegen import arrow_schema
+
+    schema = pa.schema([f for f in arrow_schema(kind("sched_wakeup")) if f.name in ("ts_ns", "cpu", "pid")])
+
+    def batch(ts):
+        n = len(ts)
+        return pa.RecordBatch.from_arrays([pa.array(ts, schema.field("ts_ns").type),
+                                           pa.array(np.zeros(n), schema.field("cpu").type),
+                                           pa.array(np.arange(n), schema.field("pid").type)], schema=schema)
+
+    chk = _Checker("sched_wakeup", schema)
+    for ts in ([10, 20, 30], [25, 40, 50], [45, 60, 55], [70]):   # back at 25 (only), 45, 55
+        chk.feed(batch(ts))
+    assert (chk.neg, chk.min_step, chk.late) == (3, -5, 5)
+    assert (chk.min_ts, chk.max_ts, chk.rows) == (10, 70, 10)
