@@ -49,7 +49,7 @@ class Names:
         codes = tl.select(comm=pl.col("comm").cast(enum).to_physical().cast(pl.Int32),
                           before=pl.col("before").cast(enum).to_physical().cast(pl.Int32))
         self.dictionary = pa.array(words, pa.string())
-        self._words = pl.Series(words, dtype=pl.String)
+        self._words = np.array(words, dtype=object)
         self.unknown = words.index(UNKNOWN)
         self._swap = np.array([words.index(s) for s in swappers], dtype=np.int32)
         self._pid = tl["pid"].to_numpy()
@@ -106,8 +106,9 @@ class Names:
         return out
 
     def strings(self, codes: np.ndarray) -> pl.Series:
-        """The names of CODES (indices into ``dictionary``)."""
-        return self._words[codes]  # indexing: a quarter of Series.gather's ~0.1 ms per call
+        """The names of CODES (indices into ``dictionary``): a few rows, one call per
+        report row or group (9 us per call; Polars' own indexing takes 50-100 us)."""
+        return pl.Series(self._words[codes].tolist(), dtype=pl.String)
 
     def column(self, pid, ts, cpu, plain: bool = True) -> pa.Array:
         """The names as an Arrow column: strings (PLAIN) or dictionary-encoded."""
