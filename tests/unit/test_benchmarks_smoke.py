@@ -114,6 +114,14 @@ def test_the_report_renders_from_partial_results(run):
     assert observer["status"] == "met"  # 10% slowdown vs perf's 60%: 0.17x
 
 
+def test_the_observer_ratio_comes_with_the_spread_its_runs_allow(run):
+    same = run.slowdown_ratio_interval([100.0] * 5, [90.0] * 5, [70.0] * 5)
+    assert same == pytest.approx((1 / 3, 1 / 3))       # no spread: the ratio itself (10% vs 30%)
+    lo, hi = run.slowdown_ratio_interval([100.0, 104.0, 96.0, 101.0, 99.0], [90.0] * 5, [70.0] * 5)
+    assert lo < 1 / 3 < hi                             # untraced runs 4% apart move a 10% slowdown a lot
+    assert run.slowdown_ratio_interval([100.0, 100.0], [90.0] * 5, [70.0] * 5) is None
+
+
 def test_a_new_report_keeps_the_optimization_history(tmp_path):
     run = _load("run")
     out = tmp_path / "b.md"
