@@ -73,6 +73,19 @@ def test_major_faults_without_a_scope_only_warn():
     assert [c["status"] for c in d["checks"] if c["name"] == "major_faults"] == ["WARN"]
 
 
+def test_a_minor_fault_rate_is_judged_in_a_scope_and_only_said_system_wide():
+    pol = policy.default_values()
+    pol["memory"]["max_minor_faults_per_s"] = 10.0     # the scenario: 6 faults of targets, 9 in all, in 0.3 s
+    def rate(**scope):
+        ctx = report.resolve_context(scenario(), pol, **scope)
+        return [c for c in report.build(scenario(), ctx, modules=["memory"])["memory"]["checks"]
+                if c["name"] == "minor_fault_rate"][0]
+    scoped = rate(pids=[TARGET])
+    assert scoped["status"] == "WARN" and "in targets (limit 10)" in scoped["message"]
+    wide = rate()
+    assert wide["status"] == "PASS" and wide["message"].startswith("system-wide: 30 minor faults/s (name --pid")
+
+
 def test_timeline_buckets_and_worst_burst():
     d = analyze(scenario(), pids=[TARGET])["memory"]
     assert d["timeline_bucket_ns"] == 100 * MS
