@@ -14,6 +14,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
@@ -160,6 +161,12 @@ def _overlay(dst: str, srcs: List[str]) -> None:
 MERGED_PREFIX = "latencyscope-headers-"
 
 
+# A merged tree lives while BCC compiles (seconds); one older than this whose
+# pid is gone was left by a killed recorder.  The age also spares a live
+# recorder whose pid this one cannot see (another pid namespace, same /tmp).
+MERGED_STALE_S = 600
+
+
 def _sweep_merged_trees() -> None:
     """Remove the merged trees of recorders that were killed before they
     could (named after their pid; our own only, never through a link)."""
@@ -173,7 +180,8 @@ def _sweep_merged_trees() -> None:
         path = os.path.join(root, n)
         try:
             st = os.lstat(path)
-            if not pid.isdigit() or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            if (not pid.isdigit() or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid()
+                    or time.time() - st.st_mtime < MERGED_STALE_S):
                 continue
             os.kill(int(pid), 0)
         except ProcessLookupError:
