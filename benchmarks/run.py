@@ -93,6 +93,20 @@ RECORDER_DIAGNOSTICS = ("longest_drain_gap_ms", "max_ring_fill", "ring_fill_when
 
 # --------------------------------------------------------------------------- pure helpers
 
+def paired_ratios(values: List[Optional[float]], untraced: List[Optional[float]]) -> List[Optional[float]]:
+    """Per repetition, a tracer's throughput over the untraced throughput of the same
+    repetition (None where either run failed).  Paired, the host's slow drifts cancel:
+    untraced runs of one workload went from 253 k to 337 k ops/s over a run on
+    2026-12-04, while each repetition's ratio stayed within 0.87-0.89."""
+    return [v / b if v and b else None for v, b in zip(values, untraced)]
+
+
+def observer_ratio(tracers: dict, name: str) -> Dict[str, float]:
+    """min / median / max of NAME's paired ratios (``paired_ratios``) in a workload's TRACERS."""
+    base = tracers.get("untraced", {}).get("values")
+    return summarize(paired_ratios(tracers[name]["values"], base)) if base else tracers[name].get("ratio", {})
+
+
 def summarize(values: List[float]) -> Dict[str, float]:
     """min / median / max of a list (empty -> {})."""
     v = [x for x in values if x is not None]
@@ -790,8 +804,7 @@ def part_observer(cfg: Config, workloads: List[Workload], tracers: List[Tracer])
         table = {}
         for name, rs in runs.items():
             vals = [r["value"] for r in rs]
-            ratios = [v / base_med for v in vals if v and base_med]
-            table[name] = {"values": vals, "ratio": summarize(ratios), "runs": rs}
+            table[name] = {"values": vals, "ratio": summarize(paired_ratios(vals, base)), "runs": rs}
         out["workloads"][wl.name] = {"label": wl.label, "unit": wl.unit, "untraced_median": base_med,
                                      "modules": wl.modules, "tracer_labels": labels, "tracers": table}
     return out
@@ -1377,23 +1390,25 @@ def tool_versions() -> Dict[str, str]:
 
 # --------------------------------------------------------------------------- report
 
-def slowdown_ratio_interval(untraced: List[float], traced: List[float], perf: List[float],
+def slowdown_ratio_interval(traced: List[Optional[float]], perf: List[Optional[float]],
                             resamples: int = 2000) -> Optional[Tuple[float, float]]:
-    """5th-95th percentile of the observer ratio (traced slowdown over perf's, from
-    medians) over bootstrap resamples of each tool's runs: how far the runs' noise
-    alone moves the ratio.  None with fewer than 3 runs of any, or when perf's
-    slowdown vanishes in some resample.  Seeded: the same runs render the same text."""
-    if min(len(untraced), len(traced), len(perf)) < 3:
+    """5th-95th percentile of the observer ratio (the tracer's slowdown over perf's,
+    from the medians of their paired ratios, ``paired_ratios``) over bootstrap
+    resamples of the repetitions: how far the runs' noise alone moves it.  None with
+    fewer than 3 repetitions where both ran, or when perf's slowdown vanishes in a
+    resample.  Seeded: the same runs render the same text."""
+    reps = [(t, p) for t, p in zip(traced, perf) if t is not None and p is not None]
+    if len(reps) < 3:
         return None
     rng = random.Random(6)
     med = statistics.median
     out = []
     for _ in range(resamples):
-        u = med(rng.choices(untraced, k=len(untraced)))
-        p = 1 - med(rng.choices(perf, k=len(perf))) / u
+        pick = rng.choices(reps, k=len(reps))
+        p = 1 - med(x for _, x in pick)
         if p <= 0:
             return None
-        out.append((1 - med(rng.choices(traced, k=len(traced))) / u) / p)
+        out.append((1 - med(t for t, _ in pick)) / p)
     out.sort()
     return out[int(0.05 * (len(out) - 1))], out[int(0.95 * (len(out) - 1))]
 
@@ -1408,10 +1423,10 @@ def budgets(res: dict) -> List[dict]:
 
     for wname in ("switch2", "switch-pinned"):
         obs = res.get("observer", {}).get("workloads", {}).get(wname, {}).get("tracers", {})
-        pf_r = obs.get("perf", {}).get("ratio", {}).get("median")
+        pf_r = observer_ratio(obs, "perf").get("median") if "perf" in obs else None
         for tname, what in (("latencyscope", "latencyscope-record"),
                             ("latencyscope-rt", "latencyscope-record under `chrt -f 1` (what-if)")):
-            ls_r = obs.get(tname, {}).get("ratio", {}).get("median")
+            ls_r = observer_ratio(obs, tname).get("median") if tname in obs else None
             if ls_r is None or pf_r is None or pf_r >= 1:
                 if tname == "latencyscope" and wname == "switch2":
                     row("Observer effect ≤ 1/3 of perf's slowdown", "n/a", None)
@@ -1423,8 +1438,9 @@ def budgets(res: dict) -> List[dict]:
             ls_slow, pf_slow = 1 - ls_r, 1 - pf_r
             rel = ls_slow / pf_slow
             measured = f"slowdown {fmt_pct(ls_slow)} vs perf {fmt_pct(pf_slow)} → {rel:.2f}× of perf's"
-            band = slowdown_ratio_interval(obs.get("untraced", {}).get("values") or [],
-                                           obs[tname].get("values") or [], obs["perf"].get("values") or [])
+            base = obs.get("untraced", {}).get("values") or []
+            band = slowdown_ratio_interval(paired_ratios(obs[tname]["values"], base),
+                                           paired_ratios(obs["perf"]["values"], base))
             if band:
                 measured += f" (90% bootstrap interval of the runs: {band[0]:.2f}× to {band[1]:.2f}×"
                 measured += ", which straddles the budget)" if band[0] <= 1 / 3 < band[1] else ")"
@@ -1622,8 +1638,9 @@ def render(res: dict) -> str:
           f"\"Tracing\") before the workload runs {obs['seconds']:g} s. Runs are interleaved, "
           f"{obs['repeats']} repetitions, order rotated each repetition; before each run the suite waits "
           f"(up to {obs.get('quiet_wait', 6):g} s) for the machine to be under 10% busy, and the table shows CPU used by anything "
-          f"else during the run (this is a shared box: other engineers' jobs are noise). Ratio = throughput / median "
-          f"untraced throughput (min / median / max over repetitions).")
+          f"else during the run (this is a shared box: other engineers' jobs are noise). Ratio = throughput / the "
+          f"untraced throughput of the same repetition (paired: the host's slow drifts cancel; min / median / max "
+          f"over repetitions).")
         a("")
         for name, why in obs.get("skipped", {}).items():
             a(f"- **{name}** not run: {why}")
@@ -1639,7 +1656,7 @@ def render(res: dict) -> str:
               f"| others' tracing BPF progs present |")
             a("|---|---|---|---|---|---|---|---|")
             for name, t in wl["tracers"].items():
-                r = t["ratio"]
+                r = observer_ratio(wl["tracers"], name)
                 raw = ", ".join("fail" if v is None else f"{v:,.0f}" for v in t["values"])
                 cpu = ", ".join(f"{x['tracer_cpu_window_s']:.2f}" for x in t["runs"] if "tracer_cpu_window_s" in x)
                 other = ", ".join(f"{x['other_cpu_s']:.2f}" for x in t["runs"] if "other_cpu_s" in x)

@@ -114,12 +114,18 @@ def test_the_report_renders_from_partial_results(run):
     assert observer["status"] == "met"  # 10% slowdown vs perf's 60%: 0.17x
 
 
-def test_the_observer_ratio_comes_with_the_spread_its_runs_allow(run):
-    same = run.slowdown_ratio_interval([100.0] * 5, [90.0] * 5, [70.0] * 5)
-    assert same == pytest.approx((1 / 3, 1 / 3))       # no spread: the ratio itself (10% vs 30%)
-    lo, hi = run.slowdown_ratio_interval([100.0, 104.0, 96.0, 101.0, 99.0], [90.0] * 5, [70.0] * 5)
-    assert lo < 1 / 3 < hi                             # untraced runs 4% apart move a 10% slowdown a lot
-    assert run.slowdown_ratio_interval([100.0, 100.0], [90.0] * 5, [70.0] * 5) is None
+def test_observer_ratios_pair_each_run_with_the_untraced_run_of_its_repetition(run):
+    # The host speeds up over the repetitions; the tracer always costs 10%, perf 30%.
+    untraced = [100.0, 120.0, None, 140.0, 160.0]
+    traced, perf = [90.0, 108.0, 117.0, 126.0, None], [70.0, 84.0, 91.0, 98.0, 112.0]
+    assert run.paired_ratios(traced, untraced) == pytest.approx([0.9, 0.9, None, 0.9, None])
+    obs = {"untraced": {"values": untraced}, "ls": {"values": traced}}
+    assert run.observer_ratio(obs, "ls") == pytest.approx({"min": 0.9, "median": 0.9, "max": 0.9, "n": 3})
+    same = run.slowdown_ratio_interval(run.paired_ratios(traced, untraced), run.paired_ratios(perf, untraced))
+    assert same == pytest.approx((1 / 3, 1 / 3))       # no spread left once paired: 10% vs 30%
+    lo, hi = run.slowdown_ratio_interval([0.90, 0.86, 0.94, 0.91, 0.89], [0.7] * 5)
+    assert lo < 1 / 3 < hi                             # repetitions 4% apart move a 10% slowdown a lot
+    assert run.slowdown_ratio_interval([0.9, 0.9, None], [0.7] * 3) is None   # 2 repetitions where both ran
 
 
 def test_a_new_report_keeps_the_optimization_history(tmp_path):
