@@ -58,7 +58,8 @@ $(VENV)/.installed: pyproject.toml
 # an editable install): where .pyc files are not written (PYTHONDONTWRITEBYTECODE)
 # every analyzer run would otherwise compile what changed since, 30-70 ms.
 bytecode: venv
-	@$(PY) -m compileall -q latencyscope record analyze schemas bpf
+	@$(PY) -m compileall -q latencyscope record analyze schemas bpf >/dev/null 2>&1 || \
+	  echo "note: bytecode not written (a tree this user cannot write?): the analyzer compiles at each start"
 
 clean:
 	rm -rf $(VENV) build *.egg-info
