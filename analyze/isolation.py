@@ -301,7 +301,6 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     keep_sw = cap.rows("sched_switch") <= EXPLAIN_KEEP_ROWS
     kept_sw: List[pl.DataFrame] = []
     names = _SwitchNames(cap)
-    explain_cols = _EXPLAIN_COLS + names.stored("next_comm")
     cols = {"sched_switch": sw_cols + names.stored("prev_comm", *(["next_comm"] if monitored or keep_sw else [])),
             "sched_migrate_task": ["ts_ns", "pid", "orig_cpu", "dest_cpu"]}
     for name in _WAKEUPS:
@@ -321,7 +320,7 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
         sw = sl.get("sched_switch")
         arr = None
         if keep_sw and sw is not None and sw.height:
-            kept_sw.append(sw.select(explain_cols))
+            kept_sw.append(sw.select(names.explain_columns()))
         if sw is not None and sw.height:
             arr = {c: sw[c].to_numpy() for c in sw_cols}
             ts = arr["ts_ns"]
@@ -593,6 +592,10 @@ class _SwitchNames:
         """Of the name columns COLS, those read with the slice."""
         return [c for c in cols if c not in self._pid]
 
+    def explain_columns(self) -> List[str]:
+        """The switches' columns the causes read (``_explain_sliced``)."""
+        return _EXPLAIN_COLS + self.stored("next_comm")
+
     def codes(self, sw: pl.DataFrame, a, col: str, rows: np.ndarray) -> np.ndarray:
         """Integers equal where the names in COL at ROWS of slice SW are (A: its numpy
         columns); comparable across slices only for rebuilt names."""
@@ -643,8 +646,8 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int, 
     comms: List[Optional[str]] = [None] * len(ws)
     ids = ids or sched.ThreadIds()
     if slices is None:
-        cols = _EXPLAIN_COLS + names.stored("next_comm")
-        slices = (sl.get("sched_switch") for sl in cap.chunks({"sched_switch": cols}, rows, categorical=True))
+        slices = (sl.get("sched_switch")
+                  for sl in cap.chunks({"sched_switch": names.explain_columns()}, rows, categorical=True))
     for sw in slices:
         if sw is None or not sw.height:
             continue

@@ -159,8 +159,6 @@ def _overlay(dst: str, srcs: List[str]) -> None:
 
 
 MERGED_PREFIX = "latencyscope-headers-"
-
-
 # A merged tree lives while BCC compiles (seconds); one older than this whose
 # pid is gone was left by a killed recorder.  The age also spares a live
 # recorder whose pid this one cannot see (another pid namespace, same /tmp).

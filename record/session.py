@@ -167,9 +167,9 @@ BPF_MAP_TYPE_RINGBUF = 27
 
 class CpuRings:
     """One ring buffer per event kind and CPU, in the programs' ls_rings
-    array-of-maps (slot kind_id * NCPUS + cpu), with a reader mmapped on each;
-    staged kinds have a second ring per CPU for small chunks (slot
-    (NKINDS + kind_id) * NCPUS + cpu, ``small_ring_pages``).
+    array-of-maps (slot ``ring_index`` * NCPUS + cpu), with a reader mmapped
+    on each; staged kinds have a second ring per CPU for small chunks
+    (``small_ring_pages``).
 
     The rings are created at once (a failure stops the recorder before the
     window opens) but put in place by ``activate``, in one batch update: each
