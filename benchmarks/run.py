@@ -705,6 +705,10 @@ class EmptyBpf(Tracer):
         self.tps = tps or LS_ISOLATION_TPS
         self.fixed = tps is not None
         self.clock = clock   # programs that read the clock once (the floor of a timestamped event)
+        if clock:
+            self.name = "clock-bpf"
+            self.label = ("BPF program that only reads the clock, on latencyscope-record's tracepoints "
+                          "(floor of a tracer that timestamps each event)")
 
     def for_workload(self, wl):
         if not self.fixed:
@@ -1413,6 +1417,20 @@ def slowdown_ratio_interval(traced: List[Optional[float]], perf: List[Optional[f
     return out[int(0.05 * (len(out) - 1))], out[int(0.95 * (len(out) - 1))]
 
 
+def per_run_ratios(tracers: dict, name: str, reps_per_run: List[int]) -> List[Optional[float]]:
+    """NAME's slowdown over perf's in each run a pooled workload (``pool_observer``)
+    holds, REPS_PER_RUN repetitions after another: what moves between runs, which
+    the bootstrap over pooled repetitions treats as if it moved within one."""
+    out, at = [], 0
+    base = tracers.get("untraced", {}).get("values") or []
+    for n in reps_per_run:
+        t = summarize(paired_ratios(tracers[name]["values"][at:at + n], base[at:at + n])).get("median")
+        p = summarize(paired_ratios(tracers["perf"]["values"][at:at + n], base[at:at + n])).get("median")
+        out.append((1 - t) / (1 - p) if t is not None and p is not None and p < 1 else None)
+        at += n
+    return out
+
+
 def budgets(res: dict) -> List[dict]:
     """Each budget of issue 6 (and DESIGN.md) -> met / missed with the measured ratio."""
     rows = []
@@ -1422,7 +1440,8 @@ def budgets(res: dict) -> List[dict]:
                      "status": "not measured" if met is None else ("met" if met else "MISSED")})
 
     for wname in ("switch2", "switch-pinned"):
-        obs = res.get("observer", {}).get("workloads", {}).get(wname, {}).get("tracers", {})
+        wl = res.get("observer", {}).get("workloads", {}).get(wname, {})
+        obs = wl.get("tracers", {})
         pf_r = observer_ratio(obs, "perf").get("median") if "perf" in obs else None
         for tname, what in (("latencyscope", "latencyscope-record"),
                             ("latencyscope-rt", "latencyscope-record under `chrt -f 1` (what-if)")):
@@ -1444,6 +1463,13 @@ def budgets(res: dict) -> List[dict]:
             if band:
                 measured += f" (90% bootstrap interval of the runs: {band[0]:.2f}× to {band[1]:.2f}×"
                 measured += ", which straddles the budget)" if band[0] <= 1 / 3 < band[1] else ")"
+            if len(wl.get("pooled_runs") or []) > 1:
+                measured += "; each pooled run alone: " + ", ".join(
+                    "–" if x is None else f"{x:.2f}×" for x in per_run_ratios(obs, tname, wl["pooled_runs"]))
+            clk = observer_ratio(obs, "clock-bpf").get("median") if "clock-bpf" in obs else None
+            if clk is not None and tname == "latencyscope":
+                measured += (f"; a program that only reads the clock on the same tracepoints: slowdown "
+                             f"{fmt_pct(1 - clk)} → {(1 - clk) / pf_slow:.2f}× of perf's")
             if lost_share > 0.01:
                 measured += (f"; **but it lost {fmt_pct(lost_share)} of the events**, so the recorder did "
                              f"less work than a lossless one would")
@@ -1582,6 +1608,135 @@ def diagnose(res: dict) -> List[str]:
     return out
 
 
+def floor_split(tracers: dict) -> Optional[str]:
+    """A workload's LatencyScope slowdown next to the two floors measured beside it
+    (an empty BPF program; one that only reads the clock), as a sentence; None
+    without all three."""
+    med = {n: observer_ratio(tracers, n).get("median") for n in ("latencyscope", "empty-bpf", "clock-bpf")
+           if n in tracers}
+    if len(med) < 3 or None in med.values():
+        return None
+    ls, empty, clock = (1 - med[n] for n in ("latencyscope", "empty-bpf", "clock-bpf"))
+    cpu = [x["tracer_cpu_window_s"] for x in tracers["latencyscope"]["runs"] if "tracer_cpu_window_s" in x]
+    return (f"Median slowdowns: LatencyScope {fmt_pct(ls)}; an empty BPF program on the same tracepoints "
+            f"{fmt_pct(empty)}; one that only reads the clock {fmt_pct(clock)}. Read as layers of "
+            f"LatencyScope's slowdown (noisy; they need not add up): being called at all ~{fmt_pct(empty)}, "
+            f"the clock read ~{fmt_pct(clock - empty)} more, the rest (staging, ring writes and the recorder "
+            f"process{f', median {statistics.median(cpu):.2f} CPU s per run' if cpu else ''}) "
+            f"~{fmt_pct(ls - clock)}.")
+
+
+# --------------------------------------------------------------------------- pooling saved runs
+
+NOT_IN_RUN = "not in this run"   # a pooled run that did not have this tracer
+
+
+class PoolError(Exception):
+    """Saved runs that cannot be pooled (one line for the user)."""
+
+
+def recorder_rev(res: dict) -> Optional[str]:
+    """The git revision a saved run recorded with; None when unknown or when its
+    recorder/analyzer files were modified (``tool_versions``)."""
+    m = re.search(r"\(git (\w+)(, recorder/analyzer files modified)?\)", res.get("versions", {}).get("latencyscope", ""))
+    return m.group(1) if m and not m.group(2) else None
+
+
+def recorder_changes(a: str, b: str) -> Optional[List[str]]:
+    """The files of record/, bpf/ and schemas/ that differ between revisions A and B
+    ([] when none); None when git cannot tell."""
+    if a == b:
+        return []
+    r = subprocess.run(["git", "-C", str(REPO), "diff", "--name-only", a, b, "--", "record", "bpf", "schemas"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return r.stdout.split() if r.returncode == 0 else None
+
+
+def pool_observer(saved: List[Tuple[str, dict]], across_changes: bool = False) -> dict:
+    """The observer parts of SAVED runs ((path, results) pairs) as one part: every
+    workload's repetitions of every run, one run after another, each still paired
+    with the untraced run of its own repetition.  The runs must have measured the
+    same recorder code (or, ACROSS_CHANGES, code whose differences the caller
+    vouches for: they are listed in the result) with the same workload length; a
+    tracer one run lacks shows as missing there.  Raises PoolError."""
+    if not saved:
+        raise PoolError("nothing to pool: none of the runs has an observer part")
+    for path, res in saved:
+        if "observer" not in res:
+            raise PoolError(f"{path}: no observer part (run with --only observer or without --only)")
+    path0, res0 = saved[0]
+    rev0 = recorder_rev(res0)
+    changes: Dict[str, List[str]] = {}
+    for path, res in saved:
+        rev = recorder_rev(res)
+        if rev is None or rev0 is None:
+            raise PoolError(f"{path if rev is None else path0}: recorded from modified recorder files or an unknown "
+                            f"git revision; its recorder cannot be matched to the other runs'")
+        changed = recorder_changes(rev0, rev)
+        if changed is None:
+            raise PoolError(f"cannot compare git {rev0} ({path0}) with git {rev} ({path}): not in this repository")
+        if changed and not across_changes:
+            raise PoolError(f"{path0} (git {rev0}) and {path} (git {rev}) measured different recorder code "
+                            f"({', '.join(changed)}); --pool-across-changes pools them anyway and says so")
+        for f in changed:
+            changes.setdefault(f, []).append(rev)
+        if res["observer"]["seconds"] != res0["observer"]["seconds"]:
+            raise PoolError(f"{path0} ran each workload {res0['observer']['seconds']:g} s, {path} "
+                            f"{res['observer']['seconds']:g} s: not the same measurement")
+    obs = [res["observer"] for _, res in saved]
+    out = {"seconds": obs[0]["seconds"], "repeats": sum(o["repeats"] for o in obs),
+           "skipped": {}, "tracers": {}, "workloads": {},
+           "pooled": [{"date": res["date"], "git": recorder_rev(res), "repeats": res["observer"]["repeats"],
+                       "command": measuring_command(res.get("command", ""))} for _, res in saved]}
+    if changes:
+        out["recorder_changes"] = {"from": rev0, "files": changes}
+    waits = [o["quiet_wait"] for o in obs if o.get("quiet_wait") is not None]
+    if waits:
+        out["quiet_wait"] = max(waits)
+    for o in obs:
+        out["skipped"].update(o.get("skipped", {}))
+        out["tracers"].update(o.get("tracers", {}))
+    for o in obs:
+        for wname, wl in o["workloads"].items():
+            if wname in out["workloads"]:
+                continue
+            have = [x["workloads"][wname] for x in obs if wname in x["workloads"]]
+            names = list(dict.fromkeys(n for w in have for n in w["tracers"]))
+            reps = [max(len(t["values"]) for t in w["tracers"].values()) for w in have]
+            tracers = {}
+            for n in names:
+                vals, runs = [], []
+                for w, k in zip(have, reps):
+                    t = w["tracers"].get(n)
+                    vals += t["values"] if t else [None] * k
+                    runs += t["runs"] if t else [{"value": None, "error": NOT_IN_RUN}] * k
+                tracers[n] = {"values": vals, "runs": runs}
+            base = tracers.get("untraced", {}).get("values") or []
+            for t in tracers.values():
+                t["ratio"] = summarize(paired_ratios(t["values"], base))
+            labels = {}
+            for w in have:
+                labels.update(w.get("tracer_labels", {}))
+            good = [b for b in base if b]
+            out["workloads"][wname] = {**{k: v for k, v in wl.items() if k not in ("tracers", "tracer_labels")},
+                                       "untraced_median": statistics.median(good) if good else None,
+                                       "tracer_labels": labels, "tracers": tracers, "pooled_runs": reps}
+    return out
+
+
+def load_saved(path: str) -> dict:
+    """A --json file of an earlier run, or PoolError saying why not."""
+    try:
+        res = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise PoolError(f"{path}: {exc.strerror or exc}")
+    except ValueError as exc:
+        raise PoolError(f"{path}: not a saved run (invalid JSON: {exc})")
+    if not isinstance(res, dict) or "machine" not in res or "versions" not in res:
+        raise PoolError(f"{path}: not a saved run of benchmarks/run.py --json")
+    return res
+
+
 # Where a run's output and scratch files go; not part of what it measures.
 _OUTPUT_OPTIONS = ("--out", "--json", "--workdir")
 
@@ -1644,6 +1799,13 @@ def render(res: dict) -> str:
           f"else during the run (this is a shared box: other engineers' jobs are noise). Ratio = throughput / the "
           f"untraced throughput of the same repetition (paired: the host's slow drifts cancel; min / median / max "
           f"over repetitions).")
+        if len(obs.get("pooled") or []) > 1:
+            a("")
+            same = "" if obs.get("recorder_changes") else " of the same recorder code"
+            a(f"The repetitions are pooled from {len(obs['pooled'])} runs{same}, in this order "
+              f"(each run's repetitions after the previous run's): "
+              + "; ".join(f"{r['date']} (git {r['git']}, {r['repeats']} repetitions)" for r in obs["pooled"])
+              + ". A tracer missing from a run shows – there.")
         a("")
         for name, why in obs.get("skipped", {}).items():
             a(f"- **{name}** not run: {why}")
@@ -1660,13 +1822,18 @@ def render(res: dict) -> str:
             a("|---|---|---|---|---|---|---|---|")
             for name, t in wl["tracers"].items():
                 r = observer_ratio(wl["tracers"], name)
-                raw = ", ".join("fail" if v is None else f"{v:,.0f}" for v in t["values"])
+                raw = ", ".join(("–" if x.get("error") == NOT_IN_RUN else "fail") if v is None else f"{v:,.0f}"
+                                for v, x in zip(t["values"], t["runs"]))
                 cpu = ", ".join(f"{x['tracer_cpu_window_s']:.2f}" for x in t["runs"] if "tracer_cpu_window_s" in x)
                 other = ", ".join(f"{x['other_cpu_s']:.2f}" for x in t["runs"] if "other_cpu_s" in x)
                 label = wl.get("tracer_labels", {}).get(name) or obs["tracers"].get(name, name)
                 a(f"| {label} | {fmt_pct(r.get('min'))} | **{fmt_pct(r.get('median'))}** "
                   f"| {fmt_pct(r.get('max'))} | {raw} | {cpu or '–'} | {other or '–'} "
                   f"| {', '.join(str(x.get('foreign_progs', '?')) for x in t['runs'])} |")
+            split = floor_split(wl["tracers"])
+            if split:
+                a("")
+                a(split)
             lsr = wl["tracers"].get("latencyscope", {}).get("runs", [])
             ev = [x for x in lsr if x.get("events")]
             if ev:
@@ -1864,11 +2031,43 @@ def main(argv=None) -> int:
                     help="max seconds to wait before each run for the machine to be <10%% busy")
     ap.add_argument("--workdir", help="scratch directory (default: a temporary one, removed)")
     ap.add_argument("--render", metavar="JSON", help="only re-render the report from a saved --json file")
+    ap.add_argument("--pool", metavar="JSON", action="append", default=[],
+                    help="with --render: part 1 pools its repetitions with these saved runs' (same recorder "
+                         "code; repeatable), so the observer budgets see how runs at different times differ")
+    ap.add_argument("--pool-across-changes", action="store_true",
+                    help="pool runs whose recorder code differs (the report lists the differing files)")
     a = ap.parse_args(argv)
+    if a.pool and not a.render:
+        print("--pool goes with --render (pooling re-renders saved runs)", file=sys.stderr)
+        return 3
     if a.render:
-        res = json.loads(Path(a.render).read_text())
+        try:
+            res = load_saved(a.render)
+            if a.pool:
+                # The rendered run's own part 1 joins the pool; one it took from
+                # another run (merged JSON) does not: pass that run to --pool.
+                own = "observer" in res and not any(x.startswith("part 1") for x in res.get("provenance", []))
+                saved = ([(a.render, res)] if own else []) + [(p, load_saved(p)) for p in a.pool]
+                res["observer"] = pool_observer(saved, a.pool_across_changes)
+                p0 = res["observer"]["pooled"][0]
+                line = (f"part 1 (observer effect) pools the repetitions of {len(saved)} runs of the same recorder "
+                        f"code (listed in part 1), each repetition paired with the untraced run of its own "
+                        f"repetition; the budget rows also give each run's ratio alone." if len(saved) > 1 else
+                        f"part 1 (observer effect) comes from `{p0['command']}` on {p0['date']} (git {p0['git']}).")
+                ch = res["observer"].get("recorder_changes")
+                if ch:
+                    line = line.replace("of the same recorder code", "of recorder code that is not the same") + (
+                        f" Pooled with --pool-across-changes: the recorder code differs from git {ch['from']}'s in "
+                        + ", ".join(f"{f} (at git {', '.join(revs)})" for f, revs in ch["files"].items())
+                        + "; whoever pooled them judged that these changes do not alter what part 1 measures.")
+                res["provenance"] = [x for x in res.get("provenance", []) if not x.startswith("part 1")] + [line]
+        except PoolError as exc:
+            print(f"benchmarks/run.py: {exc}", file=sys.stderr)
+            return 3
         res["budgets"] = budgets(res)
         Path(a.out).write_text(with_history(Path(a.out), render(res)))
+        if a.json:
+            Path(a.json).write_text(json.dumps(res, indent=1, default=str))
         print(f"wrote {a.out}", file=sys.stderr)
         return 0
     if os.geteuid() != 0:
@@ -1907,12 +2106,12 @@ def main(argv=None) -> int:
             if not have("fio"):
                 res["notes"].append("fio not installed: the IRQ/I/O workload was skipped")
             tc = TraceCmd()
-            ls_rt = LatencyScopeRecord(prefix=["chrt", "-f", "1"])
-            ls_rt.name, ls_rt.label = "latencyscope-rt", "latencyscope-record under `chrt -f 1` (what-if)"
-            ls_rt.only = {"switch2", "switch-pinned"}
-            tracers = [Untraced(), LatencyScopeRecord(), ls_rt, PerfSched(), tc, Runqlat(), EmptyBpf()]
+            # The two floors: any BPF program on these tracepoints, and one that
+            # also reads the clock, as every timestamped event must.
+            tracers = [Untraced(), LatencyScopeRecord(), PerfSched(), tc, Runqlat(), EmptyBpf(),
+                       EmptyBpf(clock=True)]
             if tc.available():
-                tracers.insert(4, Ftrace())  # trace-cmd's kernel path, measured directly
+                tracers.insert(3, Ftrace())  # trace-cmd's kernel path, measured directly
             res["observer"] = part_observer(cfg, wls, tracers)
         if "cost" in parts:
             cfg.log("== 2. in-kernel cost")

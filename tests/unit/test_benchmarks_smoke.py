@@ -148,3 +148,84 @@ def test_the_synthetic_drain_feed_writes_every_record_it_fed(tmp_path):
     assert r["events"] == r["fed"] >= 300_000
     assert r["events_per_cpu_s"] > 0 and r["bytes"] > 0 and r["compression"] == "lz4"
     assert not list(tmp_path.iterdir())   # the capture is removed
+
+
+def _saved_observer(run, rev, untraced, ls, perf, tracers=("untraced", "latencyscope", "perf"), seconds=3):
+    values = {"untraced": untraced, "latencyscope": ls, "perf": perf, "clock-bpf": [u * 0.95 for u in untraced]}
+    return {"date": f"run at {rev}", "command": "python benchmarks/run.py --only observer --json /tmp/x.json",
+            "machine": {}, "versions": {"latencyscope": f"0.1.0 (git {rev})"},
+            "observer": {"seconds": seconds, "repeats": len(untraced), "tracers": {n: n for n in tracers},
+                         "workloads": {"switch-pinned": {"label": "pinned", "unit": "ops/s", "modules": "isolation",
+                                                         "tracers": {n: {"values": values[n],
+                                                                         "runs": [{"value": v} for v in values[n]]}
+                                                                     for n in tracers}}}}}
+
+
+def test_pooled_runs_keep_each_repetition_paired_and_show_each_run_alone(run):
+    # Run A: the host is fast, LatencyScope costs 10% and perf 40% (0.25x);
+    # run B, same code, slower host: 20% and 40% (0.5x).  Pooled, the ratio
+    # is the pooled medians'; each run alone is still shown.
+    a = _saved_observer(run, "abc1234", [100.0] * 3, [90.0] * 3, [60.0] * 3)
+    b = _saved_observer(run, "abc1234", [50.0] * 3, [40.0] * 3, [30.0] * 3,
+                        tracers=("untraced", "latencyscope", "perf", "clock-bpf"))
+    obs = run.pool_observer([("a.json", a), ("b.json", b)])
+    wl = obs["workloads"]["switch-pinned"]
+    assert obs["repeats"] == 6 and wl["pooled_runs"] == [3, 3]
+    assert run.paired_ratios(wl["tracers"]["latencyscope"]["values"], wl["tracers"]["untraced"]["values"]) == \
+        pytest.approx([0.9] * 3 + [0.8] * 3)
+    assert run.per_run_ratios(wl["tracers"], "latencyscope", wl["pooled_runs"]) == pytest.approx([0.25, 0.5])
+    # run A had no clock floor: missing there, not failed
+    assert wl["tracers"]["clock-bpf"]["values"][:3] == [None] * 3
+    assert wl["tracers"]["clock-bpf"]["runs"][0]["error"] == run.NOT_IN_RUN
+    res = {"date": "d", "command": "c", "machine": {"nproc": 2, "model_name": "m", "kernel": "k", "python": "3"},
+           "versions": {}, "notes": [], "observer": obs}
+    res["budgets"] = run.budgets(res)
+    pinned = next(b for b in res["budgets"] if "pinned" in b["budget"])
+    assert "each pooled run alone: 0.25×, 0.50×" in pinned["measured"]
+    assert "only reads the clock on the same tracepoints: slowdown 5.0%" in pinned["measured"]
+    md = run.render(res)
+    assert "pooled from 2 runs" in md and "git abc1234, 3 repetitions" in md
+    assert "| –, –, –, 48, 48, 48 |" in md    # the clock floor's row: absent in run A
+
+
+def test_runs_of_different_recorders_or_lengths_are_not_pooled(run):
+    a = _saved_observer(run, "abc1234", [100.0] * 3, [90.0] * 3, [60.0] * 3)
+    with pytest.raises(run.PoolError, match="not the same measurement"):
+        run.pool_observer([("a.json", a), ("b.json", _saved_observer(run, "abc1234", [1.0], [1.0], [1.0], seconds=5))])
+    if run.recorder_changes("aeb419f", "6d91ff1") == ["record/environment.py"]:   # this repository's history
+        other = _saved_observer(run, "6d91ff1", [1.0], [1.0], [1.0])
+        with pytest.raises(run.PoolError, match=r"different recorder code \(record/environment.py\)"):
+            run.pool_observer([("a.json", _saved_observer(run, "aeb419f", [1.0], [1.0], [1.0])), ("b.json", other)])
+        pooled = run.pool_observer([("a.json", _saved_observer(run, "aeb419f", [1.0], [1.0], [1.0])),
+                                    ("b.json", other)], across_changes=True)
+        assert pooled["recorder_changes"] == {"from": "aeb419f", "files": {"record/environment.py": ["6d91ff1"]}}
+    with pytest.raises(run.PoolError, match="cannot compare git abc1234"):
+        run.pool_observer([("a.json", a), ("b.json", _saved_observer(run, "0000000", [1.0], [1.0], [1.0]))])
+    dirty = _saved_observer(run, "abc1234", [1.0], [1.0], [1.0])
+    dirty["versions"]["latencyscope"] = "0.1.0 (git abc1234, recorder/analyzer files modified)"
+    with pytest.raises(run.PoolError, match="b.json: recorded from modified recorder files"):
+        run.pool_observer([("a.json", a), ("b.json", dirty)])
+    with pytest.raises(run.PoolError, match="b.json: no observer part"):
+        run.pool_observer([("a.json", a), ("b.json", {"versions": {}})])
+
+
+def test_bad_saved_runs_get_one_line_and_exit_3(run, tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert run.main(["--render", str(bad), "--out", str(tmp_path / "o.md")]) == 3
+    assert run.main(["--render", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o.md")]) == 3
+    assert run.main(["--pool", str(bad)]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "invalid JSON" in err[0] and "No such file" in err[1] and "--render" in err[2]
+    assert not (tmp_path / "o.md").exists()
+
+
+def test_the_floor_split_reads_the_layers_of_latencyscope_slowdown(run):
+    tracers = {"untraced": {"values": [100.0, 200.0]},
+               "latencyscope": {"values": [80.0, 160.0], "runs": [{"tracer_cpu_window_s": 0.2}] * 2},
+               "empty-bpf": {"values": [95.0, 190.0]}, "clock-bpf": {"values": [90.0, 180.0]}}
+    text = run.floor_split(tracers)
+    assert "LatencyScope 20.0%" in text and "being called at all ~5.0%" in text
+    assert "the clock read ~5.0% more" in text and "~10.0%." in text and "0.20 CPU s per run" in text
+    del tracers["clock-bpf"]
+    assert run.floor_split(tracers) is None
