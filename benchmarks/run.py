@@ -1631,12 +1631,15 @@ def floor_split(tracers: dict) -> Optional[str]:
         return None
     ls, empty, clock = (1 - med[n] for n in ("latencyscope", "empty-bpf", "clock-bpf"))
     cpu = [x["tracer_cpu_window_s"] for x in tracers["latencyscope"]["runs"] if "tracer_cpu_window_s" in x]
+    def step(x: float) -> str:   # a layer: the difference of two noisy medians, may come out negative
+        return f"{'+' if x >= 0 else '−'}{fmt_pct(abs(x))}"
+
     return (f"Median slowdowns: LatencyScope {fmt_pct(ls)}; an empty BPF program on the same tracepoints "
             f"{fmt_pct(empty)}; one that only reads the clock {fmt_pct(clock)}. Read as layers of "
-            f"LatencyScope's slowdown (noisy; they need not add up): being called at all ~{fmt_pct(empty)}, "
-            f"the clock read ~{fmt_pct(clock - empty)} more, the rest (staging, ring writes and the recorder "
-            f"process{f', median {statistics.median(cpu):.2f} CPU s per run' if cpu else ''}) "
-            f"~{fmt_pct(ls - clock)}.")
+            f"LatencyScope's slowdown (differences of noisy medians; a negative one is noise): being called "
+            f"at all {fmt_pct(empty)}, the clock read {step(clock - empty)}, the rest (staging, ring writes and "
+            f"the recorder process{f', median {statistics.median(cpu):.2f} CPU s per run' if cpu else ''}) "
+            f"{step(ls - clock)}.")
 
 
 # --------------------------------------------------------------------------- pooling saved runs

@@ -225,7 +225,9 @@ def test_the_floor_split_reads_the_layers_of_latencyscope_slowdown(run):
                "latencyscope": {"values": [80.0, 160.0], "runs": [{"tracer_cpu_window_s": 0.2}] * 2},
                "empty-bpf": {"values": [95.0, 190.0]}, "clock-bpf": {"values": [90.0, 180.0]}}
     text = run.floor_split(tracers)
-    assert "LatencyScope 20.0%" in text and "being called at all ~5.0%" in text
-    assert "the clock read ~5.0% more" in text and "~10.0%." in text and "0.20 CPU s per run" in text
+    assert "LatencyScope 20.0%" in text and "being called at all 5.0%" in text
+    assert "the clock read +5.0%" in text and ") +10.0%." in text and "0.20 CPU s per run" in text
+    tracers["clock-bpf"] = {"values": [96.0, 192.0]}   # noise: the clock floor below the empty one
+    assert "the clock read −1.0%" in run.floor_split(tracers)
     del tracers["clock-bpf"]
     assert run.floor_split(tracers) is None
