@@ -1469,7 +1469,9 @@ def budgets(res: dict) -> List[dict]:
             lost_share = lost / (ev + lost) if ev + lost else 0.0
             ls_slow, pf_slow = 1 - ls_r, 1 - pf_r
             rel = ls_slow / pf_slow
-            measured = f"slowdown {fmt_pct(ls_slow)} vs perf {fmt_pct(pf_slow)} → {rel:.2f}× of perf's"
+            # two decimals unless that would round across the budget
+            measured = (f"slowdown {fmt_pct(ls_slow)} vs perf {fmt_pct(pf_slow)} → "
+                        f"{rel:.{3 if abs(rel - 1 / 3) < 0.005 else 2}f}× of perf's")
             base = obs.get("untraced", {}).get("values") or []
             band = slowdown_ratio_interval(paired_ratios(obs[tname]["values"], base),
                                            paired_ratios(obs["perf"]["values"], base))
@@ -2089,6 +2091,8 @@ def main(argv=None) -> int:
             return 3
         res["budgets"] = budgets(res)
         Path(a.out).write_text(with_history(Path(a.out), render(res)))
+        if "syscall" in res:   # as a run writes it; without, the section already there stays
+            write_syscall_section(Path(a.out), render_syscall(res))
         if a.json:
             Path(a.json).write_text(json.dumps(res, indent=1, default=str))
         print(f"wrote {a.out}", file=sys.stderr)
