@@ -1750,7 +1750,7 @@ def load_saved(path: str) -> dict:
         raise PoolError(f"{path}: {exc.strerror or exc}")
     except ValueError as exc:
         raise PoolError(f"{path}: not a saved run (invalid JSON: {exc})")
-    if not isinstance(res, dict) or "machine" not in res or "versions" not in res:
+    if not isinstance(res, dict) or not {"date", "command", "machine", "versions"} <= res.keys():
         raise PoolError(f"{path}: not a saved run of benchmarks/run.py --json")
     return res
 

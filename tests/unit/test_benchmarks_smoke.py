@@ -215,8 +215,12 @@ def test_bad_saved_runs_get_one_line_and_exit_3(run, tmp_path, capsys):
     assert run.main(["--render", str(bad), "--out", str(tmp_path / "o.md")]) == 3
     assert run.main(["--render", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o.md")]) == 3
     assert run.main(["--pool", str(bad)]) == 3
+    other = tmp_path / "other.json"
+    other.write_text('{"machine": {}}')
+    assert run.main(["--render", str(other), "--out", str(tmp_path / "o.md")]) == 3
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and "invalid JSON" in err[0] and "No such file" in err[1] and "--render" in err[2]
+    assert len(err) == 4 and "invalid JSON" in err[0] and "No such file" in err[1] and "--render" in err[2]
+    assert "not a saved run of benchmarks/run.py --json" in err[3]
     assert not (tmp_path / "o.md").exists()
 
 
