@@ -1410,6 +1410,13 @@ def tool_versions() -> Dict[str, str]:
 
 # --------------------------------------------------------------------------- report
 
+def relative_slowdown(traced: List[Optional[float]], perf: List[Optional[float]]) -> Optional[float]:
+    """A tracer's slowdown over perf's, from the medians of their paired ratios
+    (``paired_ratios``); None when either has none or perf's slowdown vanishes."""
+    t, p = summarize(traced).get("median"), summarize(perf).get("median")
+    return (1 - t) / (1 - p) if t is not None and p is not None and p < 1 else None
+
+
 def slowdown_ratio_interval(traced: List[Optional[float]], perf: List[Optional[float]],
                             resamples: int = 2000) -> Optional[Tuple[float, float]]:
     """5th-95th percentile of the observer ratio (the tracer's slowdown over perf's,
@@ -1421,14 +1428,13 @@ def slowdown_ratio_interval(traced: List[Optional[float]], perf: List[Optional[f
     if len(reps) < 3:
         return None
     rng = random.Random(6)
-    med = statistics.median
     out = []
     for _ in range(resamples):
         pick = rng.choices(reps, k=len(reps))
-        p = 1 - med(x for _, x in pick)
-        if p <= 0:
+        r = relative_slowdown([t for t, _ in pick], [p for _, p in pick])
+        if r is None:
             return None
-        out.append((1 - med(t for t, _ in pick)) / p)
+        out.append(r)
     out.sort()
     return out[int(0.05 * (len(out) - 1))], out[int(0.95 * (len(out) - 1))]
 
@@ -1440,9 +1446,9 @@ def per_run_ratios(tracers: dict, name: str, reps_per_run: List[int]) -> List[Op
     out, at = [], 0
     base = tracers.get("untraced", {}).get("values") or []
     for n in reps_per_run:
-        t = summarize(paired_ratios(tracers[name]["values"][at:at + n], base[at:at + n])).get("median")
-        p = summarize(paired_ratios(tracers["perf"]["values"][at:at + n], base[at:at + n])).get("median")
-        out.append((1 - t) / (1 - p) if t is not None and p is not None and p < 1 else None)
+        run = slice(at, at + n)
+        out.append(relative_slowdown(paired_ratios(tracers[name]["values"][run], base[run]),
+                                     paired_ratios(tracers["perf"]["values"][run], base[run])))
         at += n
     return out
 
