@@ -49,9 +49,11 @@ REGRESSED, IMPROVED, SAME, NOT_JUDGED, INFO, NEW, GONE = (
 _Z = {0.9: 1.645, 0.95: 1.96, 0.99: 2.576, 0.999: 3.291}
 
 # Figures shown for context, never judged: more samples, packets or switches is
-# not worse, settings echoed from the policy are not measurements.
+# not worse, settings echoed from the policy are not measurements, and what the
+# kernel did not report (unreported switches) is the host's, not the workload's.
 INFO_KEYS = {"context_switches", "target_threads", "events", "duration_s", "cpus", "targets_inferred",
-             "rx_packets", "wakes", "woken", "blocking_threshold_ns", "timeline_bucket_ns"}
+             "rx_packets", "wakes", "woken", "blocking_threshold_ns", "timeline_bucket_ns",
+             "unreported_switches", "unattributed_ns"}
 # Whole sections shown, not judged: a thread parked on a futex or in nanosleep
 # may simply have nothing to do, so longer waits there are not a regression
 # (the blocking-call and futex-wait checks of the report judge them instead).

@@ -99,19 +99,21 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
     sched_rows = sum(cap.rows(n) for n in ("sched_switch", "sched_wakeup", "sched_wakeup_new", "sched_migrate_task"))
     if sched_rows > CHUNKED_ABOVE_ROWS:
         data, notes = _figures_sliced(cap, ctx, slice_rows(sched_rows))
-        return ModuleResult(MODULE, data, _checks(cap, data, ctx.policy[MODULE], list(ctx.monitored_cpus)),
-                            notes=notes)
-    pol = ctx.policy[MODULE]
+        return _result(cap, ctx, data, notes)
     notes: List[str] = []
     sw = sched.switches(cap, ordered=False)
+    sw = sw.with_columns(known_ns=_known_ns(pl.col("on_cpu_ns")))
     tmap = sched.task_map(cap)
     monitored = list(ctx.monitored_cpus)
+    scope = _scope(cap, monitored)
+    unreported = _unreported([_unreported_part(sw.select("ts_ns", "end_ns", "cpu", "next_pid", "next_comm",
+                                                         "end_seen"), scope)] if scope != [] else [], scope)
 
     targets = list(ctx.targets)
     inferred = False
     if not targets and monitored:
         targets = _main_occupants(sw.filter(pl.col("cpu").is_in(monitored) & (pl.col("next_pid") != 0))
-                                  .select("cpu", "next_pid", "on_cpu_ns"), tmap, notes)
+                                  .select("cpu", "next_pid", on_cpu_ns="known_ns"), tmap, notes)
         inferred = bool(targets)
     tids = sched.target_tids(tmap, targets)
 
@@ -151,11 +153,11 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
                 .join(tmap.select("tid", "kthread"), left_on="next_pid", right_on="tid", how="left")
                 .with_columns(kernel_thread=sched.is_kernel_thread("next_comm", "kthread")))
         intruders_df = (intr.group_by("next_pid", "next_comm", "cpu", "kernel_thread")
-                        .agg(count=pl.len(), total_ns=pl.col("on_cpu_ns").sum(), max_ns=pl.col("on_cpu_ns").max())
+                        .agg(count=pl.len(), total_ns=pl.col("known_ns").sum(), max_ns=pl.col("known_ns").max())
                         .rename({"next_pid": "pid", "next_comm": "comm"})
                         .sort(INTRUDER_ORDER, descending=INTRUDER_DESC))
         user_intrusions = int(intr.filter(~pl.col("kernel_thread")).height)
-        kthread_ns = int(intr.filter(pl.col("kernel_thread"))["on_cpu_ns"].sum() or 0)
+        kthread_ns = int(intr.filter(pl.col("kernel_thread"))["known_ns"].sum() or 0)
 
     # --- worst delays with their cause -----------------------------------------------
     top_waits = worst_waits(waits, ctx.top)
@@ -184,12 +186,18 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
               .head(max(ctx.top, len(tids)) if tids else ctx.top))
 
     data = _figures(ctx, monitored, targets, inferred, tids, context_switches, involuntary, migrations,
-                    waits.height, pct, intruders_df, user_intrusions, kthread_ns, worst, by_pid)
-    return ModuleResult(MODULE, data, _checks(cap, data, pol, monitored), notes=notes)
+                    waits.height, pct, intruders_df, user_intrusions, kthread_ns, worst, by_pid, unreported)
+    return _result(cap, ctx, data, notes)
+
+
+def _result(cap: Capture, ctx: Context, data: dict, notes: List[str]) -> ModuleResult:
+    note = _unreported_note(data)
+    return ModuleResult(MODULE, data, _checks(cap, data, ctx.policy[MODULE], list(ctx.monitored_cpus)),
+                        notes=notes + ([note] if note else []))
 
 
 def _figures(ctx: Context, monitored, targets, inferred, tids, context_switches, involuntary, migrations,
-             samples, pct, intruders_df, user_intrusions, kthread_ns, worst, by_pid) -> dict:
+             samples, pct, intruders_df, user_intrusions, kthread_ns, worst, by_pid, unreported) -> dict:
     """The isolation JSON object (docs/json-report.md), from either analysis path."""
     return {
         "monitored_cpus": monitored,
@@ -220,6 +228,7 @@ def _figures(ctx: Context, monitored, targets, inferred, tids, context_switches,
                     "voluntary_switches": int(r["voluntary_switches"]),
                     "involuntary_switches": int(r["involuntary_switches"]),
                     "migrations": int(r["migrations"])} for r in by_pid.iter_rows(named=True)],
+        **unreported,
     }
 
 
@@ -301,7 +310,9 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     keep_sw = cap.rows("sched_switch") <= EXPLAIN_KEEP_ROWS
     kept_sw: List[pl.DataFrame] = []
     names = _SwitchNames(cap)
-    cols = {"sched_switch": sw_cols + names.stored("prev_comm", *(["next_comm"] if monitored or keep_sw else [])),
+    scope = _scope(cap, monitored)
+    runs = bool(monitored) or scope != []     # each CPU's runs followed across slices (_intrusions)
+    cols = {"sched_switch": sw_cols + names.stored("prev_comm", *(["next_comm"] if runs or keep_sw else [])),
             "sched_migrate_task": ["ts_ns", "pid", "orig_cpu", "dest_cpu"]}
     for name in _WAKEUPS:
         cols[name] = ["ts_ns", "pid"] + (["waker_pid", "waker_tgid"] if scoped else [])
@@ -312,7 +323,7 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     rq = sched.SlicedWaits()
     pool = ThreadPoolExecutor(1)
     pending: Deque = deque()
-    outs_p, intr_p, mig_p, tm_sw = [], [], [], []
+    outs_p, intr_p, unrep_p, mig_p, tm_sw = [], [], [], [], []
     tm_wk = {n: [] for n in _WAKEUPS}
     on_carry: Optional[pl.DataFrame] = None
     lat, cand, kept = [], [], []
@@ -328,9 +339,10 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
             if scoped:
                 tm_sw.append(_latest_names(sw, arr, names, ids, in_order))
             outs_p.append(_switch_outs(sw, arr, names, ids, in_order))
-            if monitored:
-                part, on_carry = _intrusions(sw, arr, names, ids, on_carry, monitored)
+            if runs:
+                part, unrep, on_carry = _intrusions(sw, arr, names, ids, on_carry, monitored, scope)
                 intr_p += part
+                unrep_p += unrep
         wakeups = []
         for name in _WAKEUPS:
             w = sl.get(name)
@@ -349,8 +361,9 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     while pending:
         _take_waits(pending.popleft().result(), scoped, kept, lat, cand)
     pool.shutdown()
-    if on_carry is not None and on_carry.height:
-        intr_p.append(_intr_part(on_carry.with_columns(end_ns=pl.lit(end, pl.UInt64)), monitored))
+    if monitored and on_carry is not None and on_carry.height:
+        intr_p.append(_intr_part(on_carry.with_columns(end_ns=pl.lit(end, pl.UInt64), end_seen=pl.lit(True)),
+                                 monitored))
 
     parts = [cap.tasks.select("tid", "tgid", "comm", "kthread")]
     if tm_sw:
@@ -444,7 +457,7 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
               .head(max(ctx.top, len(tids)) if tids else ctx.top))
 
     data = _figures(ctx, monitored, targets, inferred, tids, context_switches, involuntary, migrations,
-                    samples, pct, intruders_df, user_intrusions, kthread_ns, worst, by_pid)
+                    samples, pct, intruders_df, user_intrusions, kthread_ns, worst, by_pid, _unreported(unrep_p, scope))
     return data, notes
 
 
@@ -522,10 +535,12 @@ def _switch_outs(sw: pl.DataFrame, a, names: _SwitchNames, ids: sched.ThreadIds,
 
 
 def _intrusions(sw: pl.DataFrame, a, names: _SwitchNames, ids: sched.ThreadIds, carry: Optional[pl.DataFrame],
-                monitored):
-    """([intrusion parts], new carry) of one slice: switch-ins on monitored CPUs
-    whose end (the CPU's next switch) is known, summed per task; the carry is each
-    CPU's latest switch-in, whose end lies in a later slice."""
+                monitored, scope):
+    """([intrusion parts], [unreported parts], new carry) of one slice: switch-ins
+    on monitored CPUs whose end (the CPU's next switch) is known, summed per task,
+    and the runs on the SCOPE CPUs (``_scope``) whose end the kernel did not report
+    (``sched.unreported_end``: counted, their time known only as an upper bound);
+    the carry is each CPU's latest switch-in, whose end lies in a later slice."""
     ts, cpu, nxt = a["ts_ns"], a["cpu"], a["next_pid"]
     n = len(ts)
     order = np.argsort(cpu.astype(np.uint16) if int(cpu.max()) < 65536 else cpu, kind="stable")
@@ -536,23 +551,35 @@ def _intrusions(sw: pl.DataFrame, a, names: _SwitchNames, ids: sched.ThreadIds, 
     p = np.flatnonzero(same)
     end_ns[order[p]] = ts[order[p + 1]]
     has_end[order[p]] = True
+    unseen = sched.unreported_end(cpu, a["prev_pid"], nxt, order, same)
     first = order[np.flatnonzero(np.r_[True, ~same])]
     last = order[np.flatnonzero(np.r_[~same, True])]
-    parts = []
+    parts, unrep = [], []
     if carry is not None and carry.height:
         firsts = pl.DataFrame({"cpu": pl.Series(cpu[first], dtype=pl.UInt32),
-                               "end_ns": pl.Series(ts[first], dtype=pl.UInt64)})
-        ended = carry.join(firsts, on="cpu", how="inner")
+                               "end_ns": pl.Series(ts[first], dtype=pl.UInt64),
+                               "first_prev": pl.Series(a["prev_pid"][first], dtype=pl.Int32)})
+        ended = (carry.join(firsts, on="cpu", how="inner")
+                 .with_columns(end_seen=pl.col("first_prev") == pl.col("next_pid")).drop("first_prev"))
         if ended.height:
-            parts.append(_intr_part(ended, monitored))
+            if monitored:
+                parts.append(_intr_part(ended, monitored))
+            unrep.append(_unreported_part(ended, scope))
         carry = carry.join(firsts, on="cpu", how="anti")
     new = pl.DataFrame({"ts_ns": pl.Series(ts[last], dtype=pl.UInt64), "cpu": pl.Series(cpu[last], dtype=pl.UInt32),
                         "next_pid": pl.Series(nxt[last], dtype=pl.Int32),
                         "next_comm": names.strings(sw, a, "next_comm", last)})
     carry = new if carry is None or not carry.height else pl.concat([carry, new], how="vertical")
-    sel = np.flatnonzero(has_end & np.isin(cpu, np.asarray(monitored, dtype=np.int64)) & (nxt != 0))
+    brk = np.flatnonzero(unseen & _in_scope(cpu, scope))
+    if len(brk):
+        unrep.append(_unreported_part(pl.DataFrame({
+            "ts_ns": pl.Series(ts[brk], dtype=pl.UInt64), "end_ns": pl.Series(end_ns[brk], dtype=pl.UInt64),
+            "cpu": pl.Series(cpu[brk], dtype=pl.UInt32), "next_pid": pl.Series(nxt[brk], dtype=pl.Int32),
+            "next_comm": names.strings(sw, a, "next_comm", brk), "end_seen": pl.lit(False)}), scope))
+    sel = np.flatnonzero(has_end & np.isin(cpu, np.asarray(monitored, dtype=np.int64)) & (nxt != 0)) \
+        if monitored else np.zeros(0, dtype=np.int64)
     if len(sel):
-        dur = end_ns[sel].astype(np.int64) - ts[sel].astype(np.int64)
+        dur = np.where(unseen[sel], 0, end_ns[sel].astype(np.int64) - ts[sel].astype(np.int64))
         lid, tids = ids.local(nxt[sel])
         code = names.codes(sw, a, "next_comm", sel)
         g, ng = sched.group_ids((lid, len(tids)), sched.dense(code), sched.dense(cpu[sel]))
@@ -571,7 +598,7 @@ def _intrusions(sw: pl.DataFrame, a, names: _SwitchNames, ids: sched.ThreadIds, 
             "cpu": pl.Series(cpu[sel][rep], dtype=pl.UInt32),
             "count": pl.Series(count[has], dtype=pl.get_index_type()),
             "total_ns": pl.Series(total[has], dtype=pl.Int64), "max_ns": pl.Series(mx[has], dtype=pl.Int64)}))
-    return parts, carry
+    return parts, [u for u in unrep if u.height], carry
 
 
 class _SwitchNames:
@@ -619,12 +646,68 @@ def _name_codes(names: pl.Series) -> np.ndarray:
 
 
 def _intr_part(done: pl.DataFrame, monitored) -> pl.DataFrame:
-    """Switch-ins on monitored CPUs whose end is known: count, total and max on-CPU time per task."""
+    """Switch-ins on monitored CPUs whose end is known: count, total and max on-CPU time
+    per task (a run whose end the kernel did not report counts, for no time)."""
     return (done.filter(pl.col("cpu").is_in(monitored) & (pl.col("next_pid") != 0))
-            .with_columns(on_cpu_ns=pl.col("end_ns").cast(pl.Int64) - pl.col("ts_ns").cast(pl.Int64))
+            .with_columns(on_cpu_ns=_known_ns(pl.col("end_ns").cast(pl.Int64) - pl.col("ts_ns").cast(pl.Int64)))
             .group_by("next_pid", "next_comm", "cpu")
             .agg(count=pl.len(), total_ns=pl.col("on_cpu_ns").sum(), max_ns=pl.col("on_cpu_ns").max())
             .with_columns(pl.col("next_comm").cast(pl.String)))
+
+
+def _known_ns(on_cpu: pl.Expr) -> pl.Expr:
+    """A run's time on CPU where the kernel reported its end (``end_seen``), else 0."""
+    return pl.when(pl.col("end_seen")).then(on_cpu).otherwise(0)
+
+
+def _scope(cap: Capture, monitored) -> Optional[List[int]]:
+    """The CPUs where unreported switches are looked for: the monitored ones
+    (all CPUs when none is) among those recorded in full; None: all CPUs."""
+    full = sched.complete_cpus(cap)
+    if monitored:
+        return sorted(set(monitored) if full is None else set(monitored) & set(full))
+    return full
+
+
+def _in_scope(cpu: np.ndarray, scope) -> np.ndarray:
+    return np.ones(len(cpu), dtype=bool) if scope is None else np.isin(cpu, np.asarray(scope, dtype=np.int64))
+
+
+def _unreported_part(runs: pl.DataFrame, scope) -> pl.DataFrame:
+    """Runs (ts_ns, end_ns, cpu, next_pid, next_comm, end_seen) on the SCOPE CPUs whose
+    end the kernel did not report: count and time to the next switch seen, per task."""
+    if scope is not None:
+        runs = runs.filter(pl.col("cpu").is_in(scope))
+    return (runs.filter(~pl.col("end_seen"))
+            .group_by("next_pid", "next_comm", "cpu")
+            .agg(count=pl.len(), total_ns=(pl.col("end_ns").cast(pl.Int64) - pl.col("ts_ns").cast(pl.Int64)).sum())
+            .with_columns(pl.col("next_comm").cast(pl.String)))
+
+
+def _unreported(parts: List[pl.DataFrame], scope) -> dict:
+    """The unreported-switch figures (docs/json-report.md) from the parts of either path."""
+    if scope == []:
+        return {"unreported_switches": None, "unattributed_ns": None, "unreported_after": []}
+    u = (pl.concat(parts).group_by("next_pid", "next_comm", "cpu")
+         .agg(pl.col("count").sum(), pl.col("total_ns").sum())
+         .sort(["count", "total_ns", "next_pid", "cpu"], descending=[True, True, False, False])
+         if parts else pl.DataFrame(schema={"next_pid": pl.Int32, "next_comm": pl.String, "cpu": pl.UInt32,
+                                             "count": pl.UInt32, "total_ns": pl.Int64}))
+    return {"unreported_switches": int(u["count"].sum() or 0), "unattributed_ns": int(u["total_ns"].sum() or 0),
+            "unreported_after": [{"pid": int(r["next_pid"]), "comm": r["next_comm"], "cpu": int(r["cpu"]),
+                                  "count": int(r["count"]), "total_ns": int(r["total_ns"])}
+                                 for r in u.head(10).iter_rows(named=True)]}
+
+
+def _unreported_note(d: dict) -> Optional[str]:
+    n = d.get("unreported_switches")
+    if not n:
+        return None
+    who = ", ".join(f"{r['comm']} (tid {r['pid']}) x{r['count']} on CPU {r['cpu']}" for r in d["unreported_after"][:3])
+    return (f"{n} context switch{'es' if n > 1 else ''} not reported by the kernel: a task was seen switching in "
+            f"and never out ({who}); the {d['unattributed_ns'] / 1e6:.3g} ms from those switch-ins to the next "
+            "switch seen are attributed to no task, and events in those tasks' context (the wakeups they ran) "
+            "are missing too")
 
 
 def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int, names: _SwitchNames,

@@ -30,13 +30,27 @@ def runnable_expr(state: str = "prev_state") -> pl.Expr:
     return (pl.col(state) & STATE_MASK) == 0
 
 
+def complete_cpus(cap: Capture) -> Optional[List[int]]:
+    """The CPUs whose every context switch was recorded: all of them (None)
+    unless the recorder filtered in the kernel -- then the CPUs named with
+    --cpus (a --pid filter alone keeps only the targets' switches: no CPU
+    is recorded in full, [])."""
+    f = cap.manifest.get("filters") or {}
+    if f.get("cpus") is not None:
+        return sorted(int(c) for c in f["cpus"])
+    return [] if f.get("pids") else None
+
+
 def switches(cap: Capture, ordered: bool = True) -> Optional[pl.DataFrame]:
     """sched_switch with each switch-in's on-CPU interval [ts_ns, end_ns),
     sorted by cpu, ts_ns (ORDERED=False: in stored order when each CPU's
     switches already are in time order, which spares a copy of every column).
 
     end_ns is the next switch on the same CPU; the last one on a CPU ends at
-    the capture window's end (clipped, never invented beyond it).
+    the capture window's end (clipped, never invented beyond it).  end_seen
+    is false when that next switch starts from another task than the one
+    switched in (``unreported_end``): the kernel did not report how the run
+    ended, on_cpu_ns is then only an upper bound.
     """
     # Stored order (not cap.table: no whole-table sort by time first).  Every
     # recorded CPU is in time order as stored, so a stable sort by cpu alone
@@ -55,10 +69,28 @@ def switches(cap: Capture, ordered: bool = True) -> Optional[pl.DataFrame]:
     return (
         swl.with_columns(
             end_ns=pl.col("ts_ns").shift(-1).over("cpu").fill_null(pl.lit(end, pl.UInt64)),
+            end_seen=(pl.col("prev_pid").shift(-1).over("cpu") == pl.col("next_pid")).fill_null(True),
         )
         .with_columns(on_cpu_ns=(pl.col("end_ns").cast(pl.Int64) - pl.col("ts_ns").cast(pl.Int64)))
         .collect()
     )
+
+
+def unreported_end(cpu: np.ndarray, prev_pid: np.ndarray, next_pid: np.ndarray, order: np.ndarray,
+                   same: np.ndarray) -> np.ndarray:
+    """Per switch (rows ORDER[:-1] where SAME: the next row in ORDER is the
+    next switch on the same CPU), whether the kernel did not report how the
+    run it started ended: the next switch there starts from another task.
+
+    Every switch on a CPU recorded in full names the task the previous one
+    switched in, unless the kernel did not fire the tracepoint: on some hosts
+    the context of a supervisor thread is hidden from every tracer (perf
+    misses it as we do), and what happens there -- its switch-out, the
+    wakeups it runs -- never reaches a program."""
+    p = np.flatnonzero(same)
+    out = np.zeros(len(cpu), dtype=bool)
+    out[order[p]] = prev_pid[order[p + 1]] != next_pid[order[p]]
+    return out
 
 
 def last_by_time(df: pl.DataFrame, key: str, cols: List[str]) -> pl.DataFrame:

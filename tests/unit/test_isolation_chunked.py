@@ -82,3 +82,37 @@ def test_the_sliced_path_is_the_one_taken_above_the_threshold(synthetic, monkeyp
     assert calls == [997]
     _figures(open_capture(synthetic), monkeypatch, False, 997)
     assert calls == [997]
+
+
+def test_a_switch_the_kernel_did_not_report_is_counted_and_its_time_given_to_no_task(monkeypatch):
+    """CPU 1: AGENT is seen switching in at 2 ms and never out: the next switch
+    there (3 ms) starts from HOG.  Its run counts as an intrusion for no time;
+    the 1 ms to the next switch seen is unattributed.  On CPU 0 the chain is
+    whole.  Both paths, slices cut anywhere (the gap across a boundary too)."""
+    HOG, AGENT, DAEMON = 100, 74, 300
+    tables = {"sched_switch": [
+        switch(0, 1, 0, HOG), switch(1 * MS, 1, HOG, 0, prev_state=1),
+        switch(2 * MS, 1, 0, AGENT),
+        switch(3 * MS, 1, HOG, 0, prev_state=1),     # AGENT -> ... -> HOG went unreported
+        switch(4 * MS, 1, 0, HOG),
+        switch(0, 0, 0, DAEMON), switch(2500 * US, 0, DAEMON, 0, prev_state=1),
+    ]}
+    want = {"unreported_switches": 1, "unattributed_ns": 1 * MS,
+            "unreported_after": [{"pid": AGENT, "comm": f"t{AGENT}", "cpu": 1, "count": 1, "total_ns": 1 * MS}]}
+    for cpus in (None, [1], [0]):
+        whole = _figures(capture(tables), monkeypatch, False, 0, cpus)
+        got = {k: whole[k] for k in want}
+        assert got == (want if cpus != [0] else {"unreported_switches": 0, "unattributed_ns": 0,
+                                                  "unreported_after": []}), cpus
+        if cpus == [1]:
+            assert [(i["pid"], i["count"], i["total_ns"]) for i in whole["intruders"]] == [(AGENT, 1, 0)]
+        for rows in (1, 2, 3, 4):
+            assert _figures(capture(tables), monkeypatch, True, rows, cpus) == whole, (cpus, rows)
+    # A --pid filter alone keeps the targets' switches only: no CPU is whole, nothing is judged.
+    pid_only = _figures(capture(tables, filters={"cpus": None, "pids": [HOG]}), monkeypatch, False, 0)
+    assert (pid_only["unreported_switches"], pid_only["unattributed_ns"]) == (None, None)
+    cpu_filter = _figures(capture(tables, filters={"cpus": [0], "pids": []}), monkeypatch, False, 0)
+    assert cpu_filter["unreported_switches"] == 0          # only CPU 0 was recorded in full
+    report_note = isolation.analyze(capture(tables), report.resolve_context(
+        capture(tables), policy.default_values(), cpus=None, pids=(), top=8)).notes
+    assert any("1 context switch not reported by the kernel" in n and "(tid 74)" in n for n in report_note)
