@@ -236,8 +236,19 @@ def test_staged_records_are_all_delivered_exactly(tmp_path, monkeypatch, direct,
     out = sw.filter(pl.col("prev_pid") == child.pid).height
     assert out == truth["voluntary_ctxt_switches"] + truth["nonvoluntary_ctxt_switches"], truth
     assert (sw["ts_ns"].diff().drop_nulls() >= 0).all()  # stored in time order
+    # Switch-ins: each switch-out follows one.  This host hides its supervisor's
+    # threads from every tracer (perf too): a switch made in their context, the
+    # child's switch-in after one and the wakeups they run, never fire.  Such a
+    # switch-in shows as a gap in CPU 1's chain (the next switch starts from the
+    # child, not from the task last switched in), which the analyzer reports.
+    by_cpu = sw.sort("cpu", "ts_ns", maintain_order=True).with_columns(before=pl.col("next_pid").shift(1).over("cpu"))
+    unseen_in = by_cpu.filter((pl.col("prev_pid") == child.pid) & pl.col("before").is_not_null()
+                              & (pl.col("before") != child.pid)).height
+    seen_in = sw.filter(pl.col("next_pid") == child.pid).height
+    assert seen_in + unseen_in == out, (seen_in, unseen_in, out)
+    assert unseen_in <= 3, unseen_in            # the supervisor runs about once a second
     wk = cap.table("sched_wakeup").filter(pl.col("pid") == child.pid).height
-    assert 123 <= wk <= truth["voluntary_ctxt_switches"], (wk, truth)
+    assert 123 - unseen_in <= wk <= truth["voluntary_ctxt_switches"], (wk, unseen_in, truth)
     assert sum(cap.manifest["lost"].values()) == 0
     assert cap.manifest["recorder"]["staging"]["direct_cpus"] == ([] if direct is None else [1])
     assert cap.manifest["recorder"]["compression"] == compression
