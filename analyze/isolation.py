@@ -575,7 +575,8 @@ def _intrusions(sw: pl.DataFrame, a, names: _SwitchNames, ids: sched.ThreadIds, 
         unrep.append(_unreported_part(pl.DataFrame({
             "ts_ns": pl.Series(ts[brk], dtype=pl.UInt64), "end_ns": pl.Series(end_ns[brk], dtype=pl.UInt64),
             "cpu": pl.Series(cpu[brk], dtype=pl.UInt32), "next_pid": pl.Series(nxt[brk], dtype=pl.Int32),
-            "next_comm": names.strings(sw, a, "next_comm", brk), "end_seen": pl.lit(False)}), scope))
+            "next_comm": names.strings(sw, a, "next_comm", brk),
+            "end_seen": pl.Series(np.zeros(len(brk), dtype=bool))}), scope))
     sel = np.flatnonzero(has_end & np.isin(cpu, np.asarray(monitored, dtype=np.int64)) & (nxt != 0)) \
         if monitored else np.zeros(0, dtype=np.int64)
     if len(sel):

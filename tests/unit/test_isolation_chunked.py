@@ -106,7 +106,7 @@ def test_a_switch_the_kernel_did_not_report_is_counted_and_its_time_given_to_no_
                                                   "unreported_after": []}), cpus
         if cpus == [1]:
             assert [(i["pid"], i["count"], i["total_ns"]) for i in whole["intruders"]] == [(AGENT, 1, 0)]
-        for rows in (1, 2, 3, 4):
+        for rows in (1, 2, 3, 4, 100):               # 100: the gap within one slice
             assert _figures(capture(tables), monkeypatch, True, rows, cpus) == whole, (cpus, rows)
     # A --pid filter alone keeps the targets' switches only: no CPU is whole, nothing is judged.
     pid_only = _figures(capture(tables, filters={"cpus": None, "pids": [HOG]}), monkeypatch, False, 0)
