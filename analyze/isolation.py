@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Deque, List, Optional
+from typing import Deque, List, Optional, Tuple
 
 import numpy as np
 
@@ -102,12 +102,14 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
         return _result(cap, ctx, data, notes)
     notes: List[str] = []
     sw = sched.switches(cap, ordered=False)
-    sw = sw.with_columns(known_ns=_known_ns(pl.col("on_cpu_ns")))
-    tmap = sched.task_map(cap)
     monitored = list(ctx.monitored_cpus)
-    scope = _scope(cap, monitored)
-    unreported = _unreported([_unreported_part(sw.select("ts_ns", "end_ns", "cpu", "next_pid", "next_comm",
-                                                         "end_seen"), scope)] if scope != [] else [], scope)
+    full = sched.complete_cpus(cap)
+    # A run whose end the kernel did not report (a gap in its CPU's chain, on a
+    # CPU recorded in full) counts for no time; its span goes to no task.
+    gap = ~pl.col("end_seen") & (pl.col("cpu").is_in(full) if full is not None else pl.lit(True))
+    sw = sw.with_columns(known_ns=pl.when(gap).then(0).otherwise(pl.col("on_cpu_ns")), gap=gap)
+    unreported = _unreported([_unreported_part(sw.filter(pl.col("gap")))], _scope(monitored, full))
+    tmap = sched.task_map(cap)
 
     targets = list(ctx.targets)
     inferred = False
@@ -310,9 +312,12 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     keep_sw = cap.rows("sched_switch") <= EXPLAIN_KEEP_ROWS
     kept_sw: List[pl.DataFrame] = []
     names = _SwitchNames(cap)
-    scope = _scope(cap, monitored)
-    runs = bool(monitored) or scope != []     # each CPU's runs followed across slices (_intrusions)
-    cols = {"sched_switch": sw_cols + names.stored("prev_comm", *(["next_comm"] if runs or keep_sw else [])),
+    full = sched.complete_cpus(cap)
+    # Each CPU's chain of switches is followed across slices (_chain_gaps) when
+    # any CPU was recorded in full.
+    chain: Optional[dict] = {} if full != [] else None
+    cols = {"sched_switch": sw_cols + names.stored("prev_comm", *(["next_comm"] if monitored or chain is not None
+                                                                 or keep_sw else [])),
             "sched_migrate_task": ["ts_ns", "pid", "orig_cpu", "dest_cpu"]}
     for name in _WAKEUPS:
         cols[name] = ["ts_ns", "pid"] + (["waker_pid", "waker_tgid"] if scoped else [])
@@ -339,10 +344,15 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
             if scoped:
                 tm_sw.append(_latest_names(sw, arr, names, ids, in_order))
             outs_p.append(_switch_outs(sw, arr, names, ids, in_order))
-            if runs:
-                part, unrep, on_carry = _intrusions(sw, arr, names, ids, on_carry, monitored, scope)
-                intr_p += part
-                unrep_p += unrep
+            if monitored or chain is not None:
+                order, same = _cpu_order(arr["cpu"])
+                gaps, unrep = (_chain_gaps(sw, arr, names, order, same, chain, full) if chain is not None
+                               else (np.zeros(0, dtype=np.int64), None))
+                if unrep is not None:
+                    unrep_p.append(unrep)
+                if monitored:
+                    part, on_carry = _intrusions(sw, arr, names, ids, on_carry, monitored, order, same, gaps, full)
+                    intr_p += part
         wakeups = []
         for name in _WAKEUPS:
             w = sl.get(name)
@@ -457,7 +467,8 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
               .head(max(ctx.top, len(tids)) if tids else ctx.top))
 
     data = _figures(ctx, monitored, targets, inferred, tids, context_switches, involuntary, migrations,
-                    samples, pct, intruders_df, user_intrusions, kthread_ns, worst, by_pid, _unreported(unrep_p, scope))
+                    samples, pct, intruders_df, user_intrusions, kthread_ns, worst, by_pid,
+                    _unreported(unrep_p, _scope(monitored, full)))
     return data, notes
 
 
@@ -534,52 +545,81 @@ def _switch_outs(sw: pl.DataFrame, a, names: _SwitchNames, ids: sched.ThreadIds,
                          "last_ts": pl.Series(ts[last], dtype=pl.UInt64)})
 
 
+def _cpu_order(cpu: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(ORDER, SAME) of a slice's switches: rows by CPU (each CPU's stored order
+    is its time order), and where the next row in ORDER is on the same CPU."""
+    order = np.argsort(cpu.astype(np.uint16) if int(cpu.max()) < 65536 else cpu, kind="stable")
+    cs = cpu[order]
+    return order, cs[1:] == cs[:-1]
+
+
+def _chain_gaps(sw: pl.DataFrame, a, names: _SwitchNames, order: np.ndarray, same: np.ndarray, chain: dict,
+                full) -> Tuple[np.ndarray, Optional[pl.DataFrame]]:
+    """The runs of one slice, on the CPUs recorded in full (FULL; None: all),
+    whose end the kernel did not report (``sched.chain_breaks``): (their rows,
+    and a part for ``_unreported`` or None).  CHAIN holds each CPU's latest
+    switch-in of the slices before, (ts_ns, next_pid, next_comm): a run whose end
+    lies in this slice; it is updated to this slice's latest."""
+    ts, cpu, prev, nxt = a["ts_ns"], a["cpu"], a["prev_pid"], a["next_pid"]
+    rows, ends = sched.chain_breaks(prev, nxt, order, same)
+    if full is not None and len(rows):
+        keep = np.isin(cpu[rows], np.asarray(full, dtype=np.int64))
+        rows, ends = rows[keep], ends[keep]
+    first = order[np.flatnonzero(np.r_[True, ~same])]
+    last = order[np.flatnonzero(np.r_[~same, True])]
+    carried = [chain[int(cpu[f])] + (int(ts[f]), int(cpu[f])) for f in first
+               if int(cpu[f]) in chain and chain[int(cpu[f])][1] != int(prev[f])
+               and (full is None or int(cpu[f]) in full)]            # a loop per CPU, not per event
+    for r, comm in zip(last.tolist(), names.strings(sw, a, "next_comm", last).to_list()):
+        chain[int(cpu[r])] = (int(ts[r]), int(nxt[r]), comm)
+    if not len(rows) and not carried:
+        return rows, None
+    c_ts, c_pid, c_comm, c_end, c_cpu = zip(*carried) if carried else ((), (), (), (), ())
+    runs = pl.DataFrame({
+        "ts_ns": pl.Series(np.r_[ts[rows], np.asarray(c_ts, dtype=np.uint64)], dtype=pl.UInt64),
+        "end_ns": pl.Series(np.r_[ts[ends], np.asarray(c_end, dtype=np.uint64)], dtype=pl.UInt64),
+        "cpu": pl.Series(np.r_[cpu[rows], np.asarray(c_cpu, dtype=cpu.dtype)], dtype=pl.UInt32),
+        "next_pid": pl.Series(np.r_[nxt[rows], np.asarray(c_pid, dtype=nxt.dtype)], dtype=pl.Int32),
+        "next_comm": pl.concat([names.strings(sw, a, "next_comm", rows), pl.Series(list(c_comm), dtype=pl.String)]),
+    })
+    return rows, _unreported_part(runs)
+
+
 def _intrusions(sw: pl.DataFrame, a, names: _SwitchNames, ids: sched.ThreadIds, carry: Optional[pl.DataFrame],
-                monitored, scope):
-    """([intrusion parts], [unreported parts], new carry) of one slice: switch-ins
-    on monitored CPUs whose end (the CPU's next switch) is known, summed per task,
-    and the runs on the SCOPE CPUs (``_scope``) whose end the kernel did not report
-    (``sched.unreported_end``: counted, their time known only as an upper bound);
+                monitored, order: np.ndarray, same: np.ndarray, gaps: np.ndarray, full):
+    """([intrusion parts], new carry) of one slice: switch-ins on monitored CPUs
+    whose end (the CPU's next switch) is known, summed per task (a run whose end
+    the kernel did not report -- GAPS, ``_chain_gaps`` -- counts, for no time);
     the carry is each CPU's latest switch-in, whose end lies in a later slice."""
     ts, cpu, nxt = a["ts_ns"], a["cpu"], a["next_pid"]
     n = len(ts)
-    order = np.argsort(cpu.astype(np.uint16) if int(cpu.max()) < 65536 else cpu, kind="stable")
-    cs = cpu[order]
-    same = cs[1:] == cs[:-1]                      # each CPU's stored order is its time order
     end_ns = np.zeros(n, dtype=np.uint64)
     has_end = np.zeros(n, dtype=bool)
     p = np.flatnonzero(same)
     end_ns[order[p]] = ts[order[p + 1]]
     has_end[order[p]] = True
-    unseen = sched.unreported_end(cpu, a["prev_pid"], nxt, order, same)
     first = order[np.flatnonzero(np.r_[True, ~same])]
     last = order[np.flatnonzero(np.r_[~same, True])]
-    parts, unrep = [], []
+    parts = []
     if carry is not None and carry.height:
         firsts = pl.DataFrame({"cpu": pl.Series(cpu[first], dtype=pl.UInt32),
                                "end_ns": pl.Series(ts[first], dtype=pl.UInt64),
                                "first_prev": pl.Series(a["prev_pid"][first], dtype=pl.Int32)})
+        seen = pl.col("first_prev") == pl.col("next_pid")
         ended = (carry.join(firsts, on="cpu", how="inner")
-                 .with_columns(end_seen=pl.col("first_prev") == pl.col("next_pid")).drop("first_prev"))
+                 .with_columns(end_seen=seen if full is None else seen | ~pl.col("cpu").is_in(full))
+                 .drop("first_prev"))
         if ended.height:
-            if monitored:
-                parts.append(_intr_part(ended, monitored))
-            unrep.append(_unreported_part(ended, scope))
+            parts.append(_intr_part(ended, monitored))
         carry = carry.join(firsts, on="cpu", how="anti")
     new = pl.DataFrame({"ts_ns": pl.Series(ts[last], dtype=pl.UInt64), "cpu": pl.Series(cpu[last], dtype=pl.UInt32),
                         "next_pid": pl.Series(nxt[last], dtype=pl.Int32),
                         "next_comm": names.strings(sw, a, "next_comm", last)})
     carry = new if carry is None or not carry.height else pl.concat([carry, new], how="vertical")
-    brk = np.flatnonzero(unseen & _in_scope(cpu, scope))
-    if len(brk):
-        unrep.append(_unreported_part(pl.DataFrame({
-            "ts_ns": pl.Series(ts[brk], dtype=pl.UInt64), "end_ns": pl.Series(end_ns[brk], dtype=pl.UInt64),
-            "cpu": pl.Series(cpu[brk], dtype=pl.UInt32), "next_pid": pl.Series(nxt[brk], dtype=pl.Int32),
-            "next_comm": names.strings(sw, a, "next_comm", brk),
-            "end_seen": pl.Series(np.zeros(len(brk), dtype=bool))}), scope))
-    sel = np.flatnonzero(has_end & np.isin(cpu, np.asarray(monitored, dtype=np.int64)) & (nxt != 0)) \
-        if monitored else np.zeros(0, dtype=np.int64)
+    sel = np.flatnonzero(has_end & np.isin(cpu, np.asarray(monitored, dtype=np.int64)) & (nxt != 0))
     if len(sel):
+        unseen = np.zeros(n, dtype=bool)
+        unseen[gaps] = True
         dur = np.where(unseen[sel], 0, end_ns[sel].astype(np.int64) - ts[sel].astype(np.int64))
         lid, tids = ids.local(nxt[sel])
         code = names.codes(sw, a, "next_comm", sel)
@@ -599,7 +639,7 @@ def _intrusions(sw: pl.DataFrame, a, names: _SwitchNames, ids: sched.ThreadIds, 
             "cpu": pl.Series(cpu[sel][rep], dtype=pl.UInt32),
             "count": pl.Series(count[has], dtype=pl.get_index_type()),
             "total_ns": pl.Series(total[has], dtype=pl.Int64), "max_ns": pl.Series(mx[has], dtype=pl.Int64)}))
-    return parts, [u for u in unrep if u.height], carry
+    return parts, carry
 
 
 class _SwitchNames:
@@ -648,48 +688,40 @@ def _name_codes(names: pl.Series) -> np.ndarray:
 
 def _intr_part(done: pl.DataFrame, monitored) -> pl.DataFrame:
     """Switch-ins on monitored CPUs whose end is known: count, total and max on-CPU time
-    per task (a run whose end the kernel did not report counts, for no time)."""
+    per task (a run whose end the kernel did not report, ``end_seen`` false, counts for
+    no time)."""
+    on_cpu = pl.col("end_ns").cast(pl.Int64) - pl.col("ts_ns").cast(pl.Int64)
     return (done.filter(pl.col("cpu").is_in(monitored) & (pl.col("next_pid") != 0))
-            .with_columns(on_cpu_ns=_known_ns(pl.col("end_ns").cast(pl.Int64) - pl.col("ts_ns").cast(pl.Int64)))
+            .with_columns(on_cpu_ns=pl.when(pl.col("end_seen")).then(on_cpu).otherwise(0))
             .group_by("next_pid", "next_comm", "cpu")
             .agg(count=pl.len(), total_ns=pl.col("on_cpu_ns").sum(), max_ns=pl.col("on_cpu_ns").max())
             .with_columns(pl.col("next_comm").cast(pl.String)))
 
 
-def _known_ns(on_cpu: pl.Expr) -> pl.Expr:
-    """A run's time on CPU where the kernel reported its end (``end_seen``), else 0."""
-    return pl.when(pl.col("end_seen")).then(on_cpu).otherwise(0)
-
-
-def _scope(cap: Capture, monitored) -> Optional[List[int]]:
-    """The CPUs where unreported switches are looked for: the monitored ones
-    (all CPUs when none is) among those recorded in full; None: all CPUs."""
-    full = sched.complete_cpus(cap)
+def _scope(monitored, full) -> Optional[List[int]]:
+    """The CPUs whose unreported switches are reported: the monitored ones (all
+    CPUs when none is) among those recorded in full (FULL,
+    ``sched.complete_cpus``); None: all CPUs."""
     if monitored:
         return sorted(set(monitored) if full is None else set(monitored) & set(full))
     return full
 
 
-def _in_scope(cpu: np.ndarray, scope) -> np.ndarray:
-    return np.ones(len(cpu), dtype=bool) if scope is None else np.isin(cpu, np.asarray(scope, dtype=np.int64))
-
-
-def _unreported_part(runs: pl.DataFrame, scope) -> pl.DataFrame:
-    """Runs (ts_ns, end_ns, cpu, next_pid, next_comm, end_seen) on the SCOPE CPUs whose
-    end the kernel did not report: count and time to the next switch seen, per task."""
-    if scope is not None:
-        runs = runs.filter(pl.col("cpu").is_in(scope))
-    return (runs.filter(~pl.col("end_seen"))
-            .group_by("next_pid", "next_comm", "cpu")
+def _unreported_part(runs: pl.DataFrame) -> pl.DataFrame:
+    """Runs (ts_ns, end_ns, cpu, next_pid, next_comm) whose end the kernel did not
+    report: count and time to the next switch seen, per task and CPU."""
+    return (runs.group_by("next_pid", "next_comm", "cpu")
             .agg(count=pl.len(), total_ns=(pl.col("end_ns").cast(pl.Int64) - pl.col("ts_ns").cast(pl.Int64)).sum())
             .with_columns(pl.col("next_comm").cast(pl.String)))
 
 
 def _unreported(parts: List[pl.DataFrame], scope) -> dict:
-    """The unreported-switch figures (docs/json-report.md) from the parts of either path."""
+    """The unreported-switch figures (docs/json-report.md) of the SCOPE CPUs
+    (``_scope``) from the parts of either path."""
     if scope == []:
         return {"unreported_switches": None, "unattributed_ns": None, "unreported_after": []}
-    u = (pl.concat(parts).group_by("next_pid", "next_comm", "cpu")
+    u = (pl.concat(parts).filter(pl.col("cpu").is_in(scope) if scope is not None else pl.lit(True))
+         .group_by("next_pid", "next_comm", "cpu")
          .agg(pl.col("count").sum(), pl.col("total_ns").sum())
          .sort(["count", "total_ns", "next_pid", "cpu"], descending=[True, True, False, False])
          if parts else pl.DataFrame(schema={"next_pid": pl.Int32, "next_comm": pl.String, "cpu": pl.UInt32,

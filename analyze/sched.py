@@ -49,7 +49,7 @@ def switches(cap: Capture, ordered: bool = True) -> Optional[pl.DataFrame]:
     end_ns is the next switch on the same CPU; the last one on a CPU ends at
     the capture window's end (clipped, never invented beyond it).  end_seen
     is false when that next switch starts from another task than the one
-    switched in (``unreported_end``): the kernel did not report how the run
+    switched in (``chain_breaks``): the kernel did not report how the run
     ended, on_cpu_ns is then only an upper bound.
     """
     # Stored order (not cap.table: no whole-table sort by time first).  Every
@@ -76,21 +76,20 @@ def switches(cap: Capture, ordered: bool = True) -> Optional[pl.DataFrame]:
     )
 
 
-def unreported_end(cpu: np.ndarray, prev_pid: np.ndarray, next_pid: np.ndarray, order: np.ndarray,
-                   same: np.ndarray) -> np.ndarray:
-    """Per switch (rows ORDER[:-1] where SAME: the next row in ORDER is the
-    next switch on the same CPU), whether the kernel did not report how the
-    run it started ended: the next switch there starts from another task.
+def chain_breaks(prev_pid: np.ndarray, next_pid: np.ndarray, order: np.ndarray,
+                 same: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(rows, ends): the switches whose run's end the kernel did not report, and
+    the next switch on their CPU, which starts from another task than the one
+    they switched in.  ORDER: the rows by CPU, each CPU's in time order; SAME:
+    where the next row in ORDER is on the same CPU.
 
-    Every switch on a CPU recorded in full names the task the previous one
-    switched in, unless the kernel did not fire the tracepoint: on some hosts
-    the context of a supervisor thread is hidden from every tracer (perf
-    misses it as we do), and what happens there -- its switch-out, the
-    wakeups it runs -- never reaches a program."""
-    p = np.flatnonzero(same)
-    out = np.zeros(len(cpu), dtype=bool)
-    out[order[p]] = prev_pid[order[p + 1]] != next_pid[order[p]]
-    return out
+    On a CPU recorded in full every switch names the task the previous one
+    switched in, unless the tracepoint did not fire: some hosts hide a
+    supervisor's threads from every tracer (perf misses them too), and what
+    happens in their context -- their switch-out, the wakeups they run --
+    never reaches a program."""
+    i = np.flatnonzero(same & (prev_pid[order[1:]] != next_pid[order[:-1]]))
+    return order[i], order[i + 1]
 
 
 def last_by_time(df: pl.DataFrame, key: str, cols: List[str]) -> pl.DataFrame:
