@@ -111,6 +111,9 @@ def test_a_switch_the_kernel_did_not_report_is_counted_and_its_time_given_to_no_
     # A --pid filter alone keeps the targets' switches only: no CPU is whole, nothing is judged.
     pid_only = _figures(capture(tables, filters={"cpus": None, "pids": [HOG]}), monkeypatch, False, 0)
     assert (pid_only["unreported_switches"], pid_only["unattributed_ns"]) == (None, None)
+    for sliced in (False, True):     # a gap there may be the filter's: the run keeps its span
+        got = _figures(capture(tables, filters={"cpus": None, "pids": [HOG]}), monkeypatch, sliced, 3, [1])
+        assert [(i["pid"], i["count"], i["total_ns"]) for i in got["intruders"]] == [(AGENT, 1, 1 * MS)]
     cpu_filter = _figures(capture(tables, filters={"cpus": [0], "pids": []}), monkeypatch, False, 0)
     assert cpu_filter["unreported_switches"] == 0          # only CPU 0 was recorded in full
     report_note = isolation.analyze(capture(tables), report.resolve_context(
