@@ -73,7 +73,7 @@ CHUNKED_ABOVE_ROWS = 200_000
 # Up to this many switches, the sliced pass keeps the columns the causes need
 # (~16 B each) instead of reading them a second time.
 EXPLAIN_KEEP_ROWS = 2_000_000
-_EXPLAIN_COLS = ["ts_ns", "cpu", "next_pid"]
+_EXPLAIN_COLS = ["ts_ns", "cpu", "prev_pid", "next_pid"]
 CHUNK_ROWS = 2_000_000
 # Smaller slices cost more than they save: on 1.3 M events (2026-12-04, 10
 # interleaved runs each) slices of 125 k took 0.74 s and 178 MiB, 250 k 0.71 s
@@ -437,7 +437,7 @@ def _figures_sliced(cap: Capture, ctx: Context, rows: int):
     # --- who held the CPU during the worst waits (and their names): one more pass ---------
     worst = []
     if top_waits is not None and top_waits.height:
-        worst = _explain_sliced(cap, top_waits, end, rows, names, ids, kept_sw if keep_sw else None)
+        worst = _explain_sliced(cap, top_waits, end, rows, names, ids, kept_sw if keep_sw else None, full)
     kept_sw.clear()
 
     # --- intrusions and per-thread rows, names attached -------------------------------------
@@ -744,13 +744,16 @@ def _unreported_note(d: dict) -> Optional[str]:
 
 
 def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int, names: _SwitchNames,
-                    ids: Optional[sched.ThreadIds] = None, slices: Optional[List[pl.DataFrame]] = None) -> List[dict]:
+                    ids: Optional[sched.ThreadIds] = None, slices: Optional[List[pl.DataFrame]] = None,
+                    full: Optional[List[int]] = None) -> List[dict]:
     """The worst waits' causes and names from one more pass over the switches.
 
     Per wait, only sums are kept across slices: each occupant's time on the
     wait's CPU within it, and the latest switch there so far (its on-CPU
     interval ends in a later slice).  A wait of a second on a busy CPU spans
-    hundreds of thousands of switches; holding them cost 170 MiB here.
+    hundreds of thousands of switches; holding them cost 170 MiB here.  An
+    interval whose end the kernel did not report, on a CPU of FULL (recorded
+    in full; None: all), is its task's "or unreported" (``causes.task_label``).
     """
     ws = list(top_waits.iter_rows(named=True))
     cpus = sorted({int(w["cpu"]) for w in ws})
@@ -772,8 +775,10 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int, 
             break
         cpu_all = sw["cpu"].to_numpy()
         pid_all = sw["next_pid"].to_numpy()
+        prev_all = sw["prev_pid"].to_numpy()
         arr = {"ts_ns": ts_all, "cpu": cpu_all, "next_pid": pid_all}
         for c in cpus:
+            whole = full is None or c in full
             on = np.flatnonzero(cpu_all == c)              # each CPU's stored order is its time order
             if not len(on):
                 continue
@@ -800,13 +805,17 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int, 
                     hit = np.flatnonzero((ts_c[ja:jb] == b) & (pid_all[on[ja:jb]] == me))
                     comms[i] = names.strings(sw, arr, "next_comm", on[ja + hit[:1]])[0] if len(hit) else None
                 if carry[i] is not None:
-                    hits[i].append(_carry_overlap(carry[i], int(ts_c[ja]), a, b, me))
+                    hits[i].append(_carry_overlap(carry[i], int(ts_c[ja]), a, b, me,
+                                                  whole and int(prev_all[on[ja]]) != carry[i][1]))
                 # The intervals between these switches lie within (a, b]: whole, except those
                 # starting at b (the wait's own switch-in), which do not overlap it.
                 hi = min(jb - 1, int(np.searchsorted(ts_c, np.uint64(b), side="left")))
                 if hi > ja:
                     if occ is None:
-                        occ = _cpu_occupants(sw, arr, names, on, ts_c, ids)
+                        gap = np.zeros(len(on), dtype=bool)
+                        if whole:
+                            gap[:-1] = prev_all[on[1:]] != pid_all[on[:-1]]
+                        occ = _cpu_occupants(sw, arr, names, on, ts_c, ids, gap)
                     hits[i].append(_range_overlaps(occ, ja, hi, me))
                 r = int(on[jb - 1])
                 carry[i] = (int(ts_all[r]), int(pid_all[r]), names.strings(sw, arr, "next_comm", [r])[0])
@@ -815,15 +824,16 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int, 
     for i, w in enumerate(ws):
         c, a, b = int(w["cpu"]), int(w["ready_ns"]), int(w["run_ns"])
         if carry[i] is not None:  # the last switch before the wait ended: on the CPU until then at least
-            hits[i].append(_carry_overlap(carry[i], end, a, b, int(w["pid"])))
+            hits[i].append(_carry_overlap(carry[i], end, a, b, int(w["pid"]), False))
         others = causes.overlaps(irqs, c, a, b, exclude_pid=w["pid"])
         pieces = [h for h in hits[i] if h is not None]
         if pieces:
-            task = (pl.DataFrame({"pid": pl.Series(np.concatenate([p for p, _, _ in pieces]), dtype=pl.Int32),
-                                  "label": pl.concat([n for _, n, _ in pieces]),
-                                  "overlap_ns": pl.Series(np.concatenate([o for _, _, o in pieces]), dtype=pl.Int64)})
-                    .group_by("label", "pid").agg(pl.col("overlap_ns").sum())
-                    .select(kind=pl.lit("task"), label=causes.task_label("label", "pid"), pid="pid",
+            task = (pl.DataFrame({"pid": pl.Series(np.concatenate([p[0] for p in pieces]), dtype=pl.Int32),
+                                  "label": pl.concat([p[1] for p in pieces]),
+                                  "overlap_ns": pl.Series(np.concatenate([p[2] for p in pieces]), dtype=pl.Int64),
+                                  "gap": pl.Series(np.concatenate([p[3] for p in pieces]), dtype=pl.Boolean)})
+                    .group_by("label", "pid", "gap").agg(pl.col("overlap_ns").sum())
+                    .select(kind=pl.lit("task"), label=causes.task_label("label", "pid", pl.col("gap")), pid="pid",
                             overlap_ns="overlap_ns"))
             others = pl.concat([task, others], how="vertical")
         why = causes.describe(others, c, a, b)
@@ -836,26 +846,30 @@ def _explain_sliced(cap: Capture, top_waits: pl.DataFrame, end: int, rows: int, 
     return worst
 
 
-def _carry_overlap(carry: tuple, end_ns: int, a: int, b: int, exclude_pid: int):
-    """The carried switch's on-CPU interval [its ts, END_NS) within [A, B): a one-row piece, or None."""
+def _carry_overlap(carry: tuple, end_ns: int, a: int, b: int, exclude_pid: int, gap: bool):
+    """The carried switch's on-CPU interval [its ts, END_NS) within [A, B): a one-row piece
+    (GAP: its end was not reported), or None."""
     ts, pid, comm = carry
     if pid == 0 or pid == exclude_pid or not (ts < b and end_ns > a):
         return None
-    return (np.array([pid]), pl.Series([comm], dtype=pl.String), np.array([min(end_ns, b) - max(ts, a)]))
+    return (np.array([pid]), pl.Series([comm], dtype=pl.String), np.array([min(end_ns, b) - max(ts, a)]),
+            np.array([gap]))
 
 
 def _cpu_occupants(sw: pl.DataFrame, a, names: _SwitchNames, on: np.ndarray, ts: np.ndarray,
-                   ids: sched.ThreadIds):
+                   ids: sched.ThreadIds, gap: np.ndarray):
     """The on-CPU intervals between the switches ON (rows of one CPU, in time order) of a
-    slice SW (A: its numpy columns), grouped by (pid, name): what ``_range_overlaps`` sums
-    for each wait there."""
+    slice SW (A: its numpy columns), grouped by (pid, name, GAP: the interval's end was
+    not reported): what ``_range_overlaps`` sums for each wait there."""
     pid = a["next_pid"][on]
-    g, ng = sched.group_ids(sched.small_ids(pid, ids), sched.dense(names.codes(sw, a, "next_comm", on)))
+    g, ng = sched.group_ids(sched.small_ids(pid, ids), sched.dense(names.codes(sw, a, "next_comm", on)),
+                            (gap.astype(np.int64), 2))
     rep = np.full(ng, len(on), dtype=np.int64)
     np.minimum.at(rep, g, np.arange(len(on)))
     has = rep < len(on)
+    first = np.minimum(rep, len(on) - 1)
     return {"g": g[:-1], "dur": ts[1:].astype(np.int64) - ts[:-1].astype(np.int64), "ng": ng,
-            "pid": np.where(has, pid[np.minimum(rep, len(on) - 1)], 0), "rep": rep, "on": on,
+            "pid": np.where(has, pid[first], 0), "gap": gap[first], "rep": rep, "on": on,
             "names": lambda rows: names.strings(sw, a, "next_comm", rows)}
 
 
@@ -874,4 +888,4 @@ def _range_overlaps(occ: dict, lo: int, hi: int, exclude_pid: int):
     if not len(sel):
         return None
     rows = occ["on"][occ["rep"][sel]]
-    return (occ["pid"][sel], occ["names"](rows), tot[sel])
+    return (occ["pid"][sel], occ["names"](rows), tot[sel], occ["gap"][sel])

@@ -119,3 +119,30 @@ def test_a_switch_the_kernel_did_not_report_is_counted_and_its_time_given_to_no_
     report_note = isolation.analyze(capture(tables), report.resolve_context(
         capture(tables), policy.default_values(), cpus=None, pids=(), top=8)).notes
     assert any("1 context switch not reported by the kernel" in n and "(tid 74)" in n for n in report_note)
+
+
+def test_a_wait_through_an_unreported_switch_names_its_occupant_or_unreported(monkeypatch):
+    """CPU 1: AGENT switched in at 2 ms; WAITER, woken at 2.2 ms, ran at 3.5 ms,
+    switched in from OTHER: how AGENT left, and what OTHER did before 3.5 ms, was
+    never reported.  The 1.3 ms of the wait is AGENT's "or unreported", in both
+    paths, slices cut anywhere."""
+    AGENT, OTHER, WAITER = 74, 500, 600
+    tables = {
+        "sched_switch": [
+            switch(0, 1, 0, AGENT), switch(1 * MS, 1, AGENT, 0, prev_state=1),
+            switch(2 * MS, 1, 0, AGENT),
+            switch(3500 * US, 1, OTHER, WAITER, prev_state=1),
+            switch(4 * MS, 1, WAITER, 0, prev_state=1),
+            switch(0, 0, 0, 300), switch(5 * MS, 0, 300, 0, prev_state=1),
+        ],
+        "sched_wakeup": [wakeup(2200 * US, WAITER, 1)],
+    }
+    whole = _figures(capture(tables), monkeypatch, False, 0, [1], (WAITER,))
+    (w,) = whole["worst"]
+    assert (w["pid"], w["latency_ns"]) == (WAITER, 1300 * US)
+    assert w["occupants"] == [{"kind": "task", "label": f"t{AGENT} ({AGENT}) or unreported", "overlap_ns": 1300 * US}]
+    for rows in (1, 2, 3, 100):
+        assert _figures(capture(tables), monkeypatch, True, rows, [1], (WAITER,)) == whole, rows
+    # Under a --pid filter alone the gap may be the filter's: no "or unreported".
+    got = _figures(capture(tables, filters={"cpus": None, "pids": [WAITER]}), monkeypatch, False, 0, [1], (WAITER,))
+    assert got["worst"][0]["occupants"][0]["label"] == f"t{AGENT} ({AGENT})"
