@@ -33,6 +33,7 @@ from latencyscope import FORMAT_VERSION
 from latencyscope.errors import LatencyScopeError, first_line
 from latencyscope.schemas import EVENT_KINDS, kinds_of
 from latencyscope.schemas.codegen import arrow_schema
+from latencyscope.analyze.names import decoded
 
 MANIFEST_NAME = "manifest.json"
 TABLE_SUFFIX = ".arrows"
@@ -246,34 +247,7 @@ def _plain_fields(schema: pa.Schema) -> list:
 
 def _plain(columns) -> list:
     """Dictionary-encoded task names (format 2) as the strings the analyses use."""
-    return [_decoded(c) if pa.types.is_dictionary(c.type) else c for c in columns]
-
-
-def _decoded(a: pa.Array) -> pa.Array:
-    """A dictionary<int, string> array as plain strings, built with numpy.
-
-    pyarrow's own cast loads pyarrow.compute, ~70 ms on a slow host: a
-    tenth of a small capture's analysis, spent to spell out a few names.
-    Anything unusual (nulls, other value types, >= 2 GiB of text) still
-    takes the cast."""
-    d = a.dictionary
-    if a.null_count or d.null_count or not pa.types.is_string(d.type) or not len(a):
-        return a.cast(pa.string())
-    idx = a.indices.to_numpy().astype(np.int64)
-    offs = np.frombuffer(d.buffers()[1], dtype=np.int32)[d.offset:d.offset + len(d) + 1].astype(np.int64)
-    text = d.buffers()[2]
-    data = np.frombuffer(text, dtype=np.uint8) if text is not None else np.zeros(0, np.uint8)
-    starts = offs[idx]
-    lens = offs[idx + 1] - starts
-    out = np.zeros(len(idx) + 1, dtype=np.int64)
-    np.cumsum(lens, out=out[1:])
-    total = int(out[-1])
-    if total >= 2**31:
-        return a.cast(pa.string())
-    # Byte j of the output comes from byte j + (start of its name - start of its row).
-    pos = np.repeat(starts - out[:-1], lens) + np.arange(total)
-    return pa.Array.from_buffers(pa.string(), len(idx),
-                                 [None, pa.py_buffer(out.astype(np.int32)), pa.py_buffer(data[pos])])
+    return [decoded(c) if pa.types.is_dictionary(c.type) else c for c in columns]
 
 
 class _Tables(MutableMapping):

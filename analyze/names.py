@@ -18,6 +18,7 @@ pids with a single name (nearly all), one integer search for the others.
 """
 from __future__ import annotations
 
+import sys
 from typing import List, Optional
 
 import numpy as np
@@ -113,7 +114,49 @@ class Names:
     def column(self, pid, ts, cpu, plain: bool = True) -> pa.Array:
         """The names as an Arrow column: strings (PLAIN) or dictionary-encoded."""
         arr = pa.DictionaryArray.from_arrays(pa.array(self.codes(pid, ts, cpu), pa.int32()), self.dictionary)
-        return arr.cast(pa.string()) if plain else arr
+        return decoded(arr) if plain else arr
+
+
+# Rows above which a column's names are spelled out by pyarrow's cast even
+# though that loads pyarrow.compute: numpy takes ~63 ns a row, the cast
+# ~12 ns plus ~50 ms (and 10 MiB) to load once.
+DECODE_CAST_ABOVE_ROWS = 500_000
+
+
+def decoded(a: pa.Array) -> pa.Array:
+    """A dictionary<int, string> array as plain strings.
+
+    pyarrow's own cast loads pyarrow.compute, ~50-70 ms: a tenth of a small
+    capture's analysis, spent to spell out a few names.  So numpy spells them
+    out (``spelled_out``), unless pyarrow.compute is loaded anyway or the
+    column is long enough to pay for loading it."""
+    if len(a) > DECODE_CAST_ABOVE_ROWS or "pyarrow.compute" in sys.modules:
+        return a.cast(pa.string())
+    return spelled_out(a)
+
+
+def spelled_out(a: pa.Array) -> pa.Array:
+    """A dictionary<int, string> array as plain strings, built with numpy
+    (anything unusual -- nulls, other value types, >= 2 GiB of text -- takes
+    pyarrow's cast)."""
+    d = a.dictionary
+    if a.null_count or d.null_count or not pa.types.is_string(d.type) or not len(a):
+        return a.cast(pa.string())
+    idx = a.indices.to_numpy().astype(np.int64)
+    offs = np.frombuffer(d.buffers()[1], dtype=np.int32)[d.offset:d.offset + len(d) + 1].astype(np.int64)
+    text = d.buffers()[2]
+    data = np.frombuffer(text, dtype=np.uint8) if text is not None else np.zeros(0, np.uint8)
+    starts = offs[idx]
+    lens = offs[idx + 1] - starts
+    out = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(lens, out=out[1:])
+    total = int(out[-1])
+    if total >= 2**31:
+        return a.cast(pa.string())
+    # Byte j of the output comes from byte j + (start of its name - start of its row).
+    pos = np.repeat(starts - out[:-1], lens) + np.arange(total)
+    return pa.Array.from_buffers(pa.string(), len(idx),
+                                 [None, pa.py_buffer(out.astype(np.int32)), pa.py_buffer(data[pos])])
 
 
 def timeline(tasks: pl.DataFrame, frames: List[Optional[pl.DataFrame]]) -> pl.DataFrame:

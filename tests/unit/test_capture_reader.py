@@ -161,7 +161,7 @@ def test_lying_manifest_counts_are_reported(tmp_path):
 def test_dictionary_names_decoded_without_pyarrow_compute_equal_the_cast(case):
     """Task names stored dictionary-encoded come out as the same strings
     pyarrow's cast gives, whatever the slicing of indices or dictionary."""
-    from latencyscope.analyze.capture import _decoded
+    from latencyscope.analyze.names import spelled_out
 
     rng = np.random.default_rng(len(case))
     words = {"plain": ["swapper/0", "stress-ng", "kworker/1:2-events", "a"],
@@ -178,7 +178,7 @@ def test_dictionary_names_decoded_without_pyarrow_compute_equal_the_cast(case):
     arr = pa.DictionaryArray.from_arrays(indices, dictionary)
     if case == "sliced":
         arr = arr.slice(17, 3000)
-    got = _decoded(arr)
+    got = spelled_out(arr)
     assert got.type == pa.string()
     assert got.to_pylist() == arr.cast(pa.string()).to_pylist()
 
@@ -234,3 +234,31 @@ def test_the_reader_counts_steps_back_in_time_within_and_across_batches():
         chk.feed(batch(ts))
     assert (chk.neg, chk.min_step, chk.late) == (3, -5, 5)
     assert (chk.min_ts, chk.max_ts, chk.rows) == (10, 70, 10)
+
+
+def test_a_small_capture_is_analyzed_without_loading_pyarrow_compute(tmp_path):
+    """Rebuilt task names (format 3) are spelled out with numpy, not pyarrow's
+    cast: pyarrow.compute costs ~40 ms and 10 MiB of every analysis, a tenth
+    of a small capture's (docs/benchmarks.md, thirteenth round)."""
+    import subprocess
+    import sys
+
+    from synth import MS, switch, wakeup, write
+    path = write(str(tmp_path / "small.lscope"),
+                 {"sched_switch": [switch(0, 1, 0, 100, next_comm="app"),
+                                   switch(2 * MS, 1, 100, 0, prev_comm="app")],
+                  "sched_wakeup": [wakeup(1 * MS, 100, 1, comm="app")]})
+    assert open_capture(path).arrow.source("sched_switch").derived   # names rebuilt, not stored
+    code = ("import contextlib, io, sys\n"
+            "from latencyscope.analyze.cli import main\n"
+            f"for args in (['report', {path!r}], ['report', {path!r}, '--json']):\n"
+            "    sys.argv = ['latencyscope-analyze', *args]\n"
+            "    with contextlib.redirect_stdout(io.StringIO()):\n"
+            "        try:\n"
+            "            main()\n"
+            "        except SystemExit as e:\n"
+            "            assert e.code in (0, 1, 2), e.code\n"
+            "print('pyarrow.compute' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False", out.stdout
