@@ -274,6 +274,9 @@ def perfetto_cmd(capture, output):
                f"{st.get('runqueue_waits', 0):,} runqueue waits, {st.get('wakeup_flows', 0):,} wakeup flows, "
                f"{st.get('hardirq_slices', 0) + st.get('softirq_slices', 0):,} IRQ slices, "
                f"{st.get('bytes', 0) / 2**20:.1f} MiB — open it at ui.perfetto.dev", err=True)
+    if st.get("unreported_switches"):
+        click.echo(f"  {st['unreported_switches']:,} switches the kernel did not report are marked "
+                   "'unreported switch' on the CPU tracks", err=True)
 
 
 def _exit(code: int):

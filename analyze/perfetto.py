@@ -33,6 +33,8 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import polars as pl
 
+from latencyscope.analyze.sched import complete_cpus
+
 __all__ = ["write_trace", "TraceWriter", "Rows", "te_packet"]
 
 # --- protobuf constants (perfetto_trace.proto) --------------------------------
@@ -59,7 +61,8 @@ NAME_WAIT_WAKEUP = "runnable (wakeup)"
 NAME_WAIT_PREEMPTED = "runnable (preempted)"
 NAME_PAGE_FAULT = "page fault"
 NAME_SLEEP = "sleep"
-_FIXED_NAMES = (NAME_WAIT_WAKEUP, NAME_WAIT_PREEMPTED, NAME_PAGE_FAULT, NAME_SLEEP)
+NAME_UNREPORTED = "unreported switch"
+_FIXED_NAMES = (NAME_WAIT_WAKEUP, NAME_WAIT_PREEMPTED, NAME_PAGE_FAULT, NAME_SLEEP, NAME_UNREPORTED)
 
 SOFTIRQ_NAMES = ("HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET",
                  "SCHED", "HRTIMER", "RCU")
@@ -390,15 +393,18 @@ def _emit_slices(w: TraceWriter, frame: pl.DataFrame, *, annotations=None, flow=
 
 
 def _cpu_tasks(w: TraceWriter, sw: pl.DataFrame, n_sw: int, iids: Dict[str, int],
-               start_ns: int, end_ns: int) -> Tuple[int, int]:
+               start_ns: int, end_ns: int, full: Optional[List[int]] = None) -> Tuple[int, int, int]:
     """Running-task slices per CPU, streamed in row chunks with per-CPU state.
 
     The table is in per-CPU order (each CPU's events reach the ring buffer in
     the order they happened); only the last `next_pid` of each CPU crosses a
-    chunk boundary.  Returns (slices, last ts written).
+    chunk boundary.  A switch that starts from another task than the one last
+    switched in, on a CPU recorded in full (FULL; None: all), follows switches
+    the kernel did not report: an "unreported switch" instant marks it, where
+    the slice before it ends.  Returns (slices, unreported, last ts written).
     """
     last: Dict[int, int] = {}  # cpu -> next_pid of its latest switch
-    slices, last_ts = 0, start_ns
+    slices, unreported, last_ts = 0, 0, start_ns
     for off in range(0, n_sw, CHUNK_ROWS):
         d = (sw.slice(off, min(CHUNK_ROWS, n_sw - off))
              .select("ts_ns", "cpu", "prev_pid", "prev_comm", "next_pid", "next_comm")
@@ -417,6 +423,9 @@ def _cpu_tasks(w: TraceWriter, sw: pl.DataFrame, n_sw: int, iids: Dict[str, int]
              .with_columns(open_before=pl.col("next_pid").shift(1).over("cpu")
                            .fill_null(pl.col("carried")) != 0,
                            is_begin=pl.col("next_pid") != 0,
+                           gap=((pl.col("prev_pid") != pl.col("next_pid").shift(1).over("cpu")
+                                 .fill_null(pl.col("carried"))).fill_null(False)
+                                & (pl.col("cpu").is_in(full) if full is not None else pl.lit(full != []))),
                            iid=_task_name("next_pid", "next_comm").replace_strict(iids, default=0,
                                                                                    return_dtype=pl.UInt64)))
         n = d.height
@@ -428,8 +437,13 @@ def _cpu_tasks(w: TraceWriter, sw: pl.DataFrame, n_sw: int, iids: Dict[str, int]
         # this switch-in starts the same flow, so Perfetto draws the arrow.
         rows.extend(te_packet(n, ts, te_rows(n, TYPE_SLICE_BEGIN, uuid, d.get_column("iid").to_numpy(),
                                              flow_ids=d.get_column("row").to_numpy() + 1), where=ib))
-        w.rows(rows, int(ob.sum() + ib.sum()), int(ob.sum() + ib.sum()))
+        gap = d.get_column("gap").to_numpy()
+        if gap.any():
+            rows.extend(te_packet(n, ts, te_rows(n, TYPE_INSTANT, uuid, np.full(n, iids[NAME_UNREPORTED], np.uint64)),
+                                  where=gap))
+        w.rows(rows, int(ob.sum() + ib.sum() + gap.sum()), int(ob.sum() + ib.sum() + gap.sum()))
         slices += int(ib.sum())
+        unreported += int(gap.sum())
         for cpu, nxt in d.group_by("cpu").agg(pl.col("next_pid").last()).iter_rows():  # per CPU
             last[cpu] = nxt
         last_ts = max(last_ts, int(ts.max()))
@@ -437,7 +451,7 @@ def _cpu_tasks(w: TraceWriter, sw: pl.DataFrame, n_sw: int, iids: Dict[str, int]
     for cpu, nxt in sorted(last.items()):
         if nxt != 0:
             w.event(end_ns, f_varint(9, TYPE_SLICE_END) + f_varint(11, cpu_track_uuid(cpu)))
-    return slices, end_ns
+    return slices, unreported, end_ns
 
 
 def _is_runnable() -> pl.Expr:
@@ -561,7 +575,7 @@ def write_trace(cap, out_path, *, max_events: Optional[int] = None) -> dict:
 
     stats = {"path": str(out_path), "cpu_tracks": len(cpus), "cpu_slices": 0, "hardirq_slices": 0,
              "softirq_slices": 0, "runqueue_waits": 0, "wakeup_flows": 0, "page_faults": 0,
-             "sleeps": 0, "truncated": truncated, "skipped": []}
+             "sleeps": 0, "unreported_switches": 0, "truncated": truncated, "skipped": []}
     with open(out_path, "wb") as f:
         w = TraceWriter(f)
         w.clock_snapshot(start_ns, cap.realtime_offset_ns or None)
@@ -576,7 +590,8 @@ def write_trace(cap, out_path, *, max_events: Optional[int] = None) -> dict:
         threads = _Threads(w, info)
 
         if sw is not None:
-            stats["cpu_slices"], end_ns = _cpu_tasks(w, sw, n_sw, iids, start_ns, end_ns)
+            stats["cpu_slices"], stats["unreported_switches"], end_ns = _cpu_tasks(
+                w, sw, n_sw, iids, start_ns, end_ns, complete_cpus(cap))
         else:
             stats["skipped"].append("sched_switch")
 

@@ -35,11 +35,13 @@ def _switch(rows):
     })
 
 
-def _capture(arrow, cpu_count=2, window=(1000, 10000)):
+def _capture(arrow, cpu_count=2, window=(1000, 10000), filters=None):
     manifest = {"format": "latencyscope-capture", "format_version": 1, "complete": True,
                 "modules": ["isolation"], "host": {"cpu_count": cpu_count},
                 "window": {"start_ns": window[0], "end_ns": window[1]},
                 "clock": {"start": {"realtime_minus_monotonic_ns": 1_700_000_000_000_000_000}}}
+    if filters is not None:
+        manifest["filters"] = filters
     return Capture("synthetic", manifest, arrow)
 
 
@@ -280,3 +282,27 @@ def test_ten_million_switches_write_in_bounded_memory(tmp_path):
     assert out.stat().st_size == stats["bytes"]
     # a writer that materialized per-event rows would need several times the input
     assert growth < max(400 * 1024, input_kib // 2), (growth, input_kib)
+
+
+def test_a_switch_the_kernel_did_not_report_is_marked_on_its_cpu(tmp_path, monkeypatch):
+    """CPU 0: agent [74] switched in at 2000 and the next switch seen (3000)
+    starts from app [100]: one "unreported switch" instant at 3000, whole or
+    cut in chunks anywhere; none under a --pid filter (the gap may be the
+    filter's)."""
+    import latencyscope.analyze.perfetto as perfetto
+    rows = [(1000, 0, 0, 0, "swapper/0", 0, 100, "app"),
+            (1500, 0, 100, 100, "app", 1, 0, "swapper/0"),
+            (2000, 0, 0, 0, "swapper/0", 0, 74, "agent"),
+            (3000, 0, 100, 100, "app", 1, 0, "swapper/0"),
+            (3500, 0, 0, 0, "swapper/0", 0, 100, "app")]
+    for chunk in (1 << 17, 1, 2, 3):
+        monkeypatch.setattr(perfetto, "CHUNK_ROWS", chunk)
+        out = tmp_path / f"gap{chunk}.pftrace"
+        stats = write_trace(_capture({"sched_switch": _switch(rows)}, cpu_count=1), out)
+        t = Parsed(out)
+        assert stats["unreported_switches"] == 1
+        assert [(i["track"], i["name"], i["ts"]) for i in t.instants] == [("CPU 0", "unreported switch", 3000)]
+        assert ("agent [74]", 2000, 1000) in t.on("CPU 0")
+    out = tmp_path / "pid-filter.pftrace"
+    cap = _capture({"sched_switch": _switch(rows)}, cpu_count=1, filters={"cpus": None, "pids": [100]})
+    assert write_trace(cap, out)["unreported_switches"] == 0 and Parsed(out).instants == []
