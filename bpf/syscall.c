@@ -25,9 +25,11 @@
  *     forked by a target during the capture get their bit in task_newtask;
  *   - a futex or sleep call is recorded when the thread is a target, or runs
  *     on a monitored CPU (--cpus), or no filter is active; when its enter is
- *     recorded the thread's bit in ls_sys_pending is set, and its exit is
+ *     written the thread's bit in ls_sys_pending is set, and its exit is
  *     recorded exactly when that bit is set -- so exits of unrelated threads
- *     cost one bit test, and an exit is never recorded without its enter.
+ *     cost one bit test, and an exit is never recorded without its enter
+ *     (one in flight when the window opened, whose enter found no ring,
+ *     included).
  * Enter and exit are recorded separately; the analyzer pairs them. */
 
 /* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
@@ -126,11 +128,12 @@ static __always_inline s64 ls_read_timespec(const void *uptr)
     return ts.sec * 1000000000LL + ts.nsec;
 }
 
-static __always_inline void ls_futex_enter(u64 id, struct ls_x86_regs_tail *r)
+/* ls_futex_enter and ls_sleep_enter return whether the record was written. */
+static __always_inline int ls_futex_enter(u64 id, struct ls_x86_regs_tail *r)
 {
     struct ls_futex_enter *e = ls_reserve(LS_KIND_FUTEX_ENTER, sizeof(struct ls_futex_enter));
     if (!e)
-        return;
+        return 0;
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
     e->pid = (u32)id;
@@ -140,13 +143,14 @@ static __always_inline void ls_futex_enter(u64 id, struct ls_x86_regs_tail *r)
     e->val = (u32)r->dx;
     e->has_timeout = r->r10 != 0;
     ls_submit(e);
+    return 1;
 }
 
-static __always_inline void ls_sleep_enter(u64 id, s64 nr, struct ls_x86_regs_tail *r)
+static __always_inline int ls_sleep_enter(u64 id, s64 nr, struct ls_x86_regs_tail *r)
 {
     struct ls_sleep_enter *e = ls_reserve(LS_KIND_SLEEP_ENTER, sizeof(struct ls_sleep_enter));
     if (!e)
-        return;
+        return 0;
     e->ts_ns = bpf_ktime_get_ns();
     e->cpu = bpf_get_smp_processor_id();
     e->pid = (u32)id;
@@ -163,6 +167,7 @@ static __always_inline void ls_sleep_enter(u64 id, s64 nr, struct ls_x86_regs_ta
     }
     bpf_get_current_comm(e->comm, sizeof(e->comm));
     ls_submit(e);
+    return 1;
 }
 
 RAW_TRACEPOINT_PROBE(sys_enter)
@@ -193,11 +198,11 @@ RAW_TRACEPOINT_PROBE(sys_enter)
         return 0;
     if ((u16)r.cs != LS_USER_CS)  /* an ia32 task: these numbers are other syscalls there */
         return 0;
-    ls_sys_pending_set((u32)id);
-    if (nr == LS_NR_FUTEX)
-        ls_futex_enter(id, &r);
-    else
-        ls_sleep_enter(id, nr, &r);
+    /* The bit only for an enter that was written: before the capture window
+     * opens (no ring yet) or with its ring full, an enter is not, and its
+     * exit must not be either. */
+    if (nr == LS_NR_FUTEX ? ls_futex_enter(id, &r) : ls_sleep_enter(id, nr, &r))
+        ls_sys_pending_set((u32)id);
     return 0;
 }
 

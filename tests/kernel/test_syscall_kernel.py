@@ -170,3 +170,43 @@ def test_a_child_forked_by_a_target_is_followed(tmp_path):
     child_tgids = set(others["tgid"].to_list())
     assert len(child_tgids) == 1
     assert others.filter(others["nr"] == 110).height == 300  # its getppid calls, exactly
+
+
+SLEEPING_THROUGH = """
+import ctypes, sys, threading, time
+libc = ctypes.CDLL(None)
+go = threading.Event()
+def reader():
+    sys.stdin.readline(); go.set()
+threading.Thread(target=reader, daemon=True).start()
+print(libc.gettid(), flush=True)
+while not go.is_set():        # 1 ms sleeps, from before the recorder attaches to after the window opens
+    time.sleep(0.001)
+print("done", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_call_entered_before_the_window_is_not_recorded_half(tmp_path):
+    """A thread sleeps 1 ms at a time while the recorder starts: the sleep in
+    progress when the window opens was entered with the programs attached but
+    no ring in place, so its enter was not written -- and its exit must not be
+    either (the pending bit is set only by a written enter).  Every sleep
+    recorded is whole: as many exits as enters, exactly."""
+    cap = tmp_path / "half.lscope"
+    child = subprocess.Popen([sys.executable, "-c", SLEEPING_THROUGH], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        tid = int(child.stdout.readline())
+        rec = Recorder(cap, "--modules", "syscall")
+        rec.wait_ready()
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == "done\n"
+        assert rec.stop() == 0, rec.stderr
+    finally:
+        kill(child)
+    from latencyscope.analyze.capture import open_capture
+    c = open_capture(str(cap))
+    se, sx = (c.table(t).filter(c.table(t)["pid"] == tid).height for t in ("sleep_enter", "sleep_exit"))
+    assert se > 10 and sx == se, (se, sx)     # was se + 1 exits: the sleep the window opened in
