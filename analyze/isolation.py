@@ -193,7 +193,8 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
 
 
 def _result(cap: Capture, ctx: Context, data: dict, notes: List[str]) -> ModuleResult:
-    note = _unreported_note(data)
+    ours = cap.lost.get("sched_switch", 0) + cap.skipped.get("sched:sched_switch", 0)
+    note = _unreported_note(data, ours)
     return ModuleResult(MODULE, data, _checks(cap, data, ctx.policy[MODULE], list(ctx.monitored_cpus)),
                         notes=notes + ([note] if note else []))
 
@@ -732,12 +733,17 @@ def _unreported(parts: List[pl.DataFrame], scope) -> dict:
                                  for r in u.head(10).iter_rows(named=True)]}
 
 
-def _unreported_note(d: dict) -> Optional[str]:
+def _unreported_note(d: dict, lost: int = 0) -> Optional[str]:
+    """The report's note on the gaps in the CPUs' chains of switches; LOST: the
+    sched_switch records the capture itself lost or the kernel skipped, which
+    make gaps too."""
     n = d.get("unreported_switches")
     if not n:
         return None
     who = ", ".join(f"{r['comm']} (tid {r['pid']}) x{r['count']} on CPU {r['cpu']}" for r in d["unreported_after"][:3])
-    return (f"{n} context switch{'es' if n > 1 else ''} not reported by the kernel: a task was seen switching in "
+    why = "not reported by the kernel" if not lost else \
+        f"missing: {lost:,} sched_switch records were lost or skipped (see the capture checks), the rest not reported"
+    return (f"{n} context switch{'es' if n > 1 else ''} {why}: a task was seen switching in "
             f"and never out ({who}); the {d['unattributed_ns'] / 1e6:.3g} ms from those switch-ins to the next "
             "switch seen are attributed to no task, and events in those tasks' context (the wakeups they ran) "
             "are missing too")

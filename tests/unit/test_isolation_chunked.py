@@ -119,6 +119,11 @@ def test_a_switch_the_kernel_did_not_report_is_counted_and_its_time_given_to_no_
     report_note = isolation.analyze(capture(tables), report.resolve_context(
         capture(tables), policy.default_values(), cpus=None, pids=(), top=8)).notes
     assert any("1 context switch not reported by the kernel" in n and "(tid 74)" in n for n in report_note)
+    # Switch records the capture lost make gaps too: the note says so.
+    lossy = capture(tables, lost={"sched_switch": 2})
+    notes = isolation.analyze(lossy, report.resolve_context(lossy, policy.default_values(), cpus=None, pids=(),
+                                                            top=8)).notes
+    assert any("missing: 2 sched_switch records were lost or skipped" in n for n in notes), notes
 
 
 def test_a_wait_through_an_unreported_switch_names_its_occupant_or_unreported(monkeypatch):
