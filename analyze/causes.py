@@ -12,7 +12,6 @@ from typing import List, Optional
 import polars as pl
 
 from latencyscope.analyze.capture import Capture
-from latencyscope.analyze.sched import complete_cpus
 from latencyscope.analyze.stats import fmt_ns
 
 OCCUPANCY_SCHEMA = {"cpu": pl.UInt32, "start_ns": pl.UInt64, "end_ns": pl.UInt64,
@@ -29,21 +28,18 @@ def _overlapping(df: pl.DataFrame, windows, start: str, end: str) -> pl.DataFram
     return df.filter(hit)
 
 
-def task_intervals(sw: Optional[pl.DataFrame], windows=None, labels: bool = True,
-                   full: Optional[List[int]] = None) -> pl.DataFrame:
+def task_intervals(sw: Optional[pl.DataFrame], windows=None, labels: bool = True) -> pl.DataFrame:
     """On-CPU intervals of tasks; only those overlapping WINDOWS when given
     (labels are then made for a few rows, not for every switch).  LABELS=False:
     the label is the bare name (``task_label`` makes it once summed).
 
-    An interval whose end the kernel did not report (``end_seen`` false, on a
-    CPU of FULL -- recorded in full; None: all) is labelled "... or unreported":
-    the task held the CPU for part of it, something unseen for the rest."""
+    An interval whose end the kernel did not report (``end_seen`` false, see
+    ``sched.switches``) is labelled "... or unreported": the task held the CPU
+    for part of it, something unseen for the rest."""
     if sw is None:
         return pl.DataFrame(schema=OCCUPANCY_SCHEMA)
     sw = _overlapping(sw.filter(pl.col("next_pid") != 0), windows, "ts_ns", "end_ns")
-    gap = None
-    if "end_seen" in sw.columns and full != []:
-        gap = ~pl.col("end_seen") & (pl.col("cpu").is_in(full) if full is not None else pl.lit(True))
+    gap = ~pl.col("end_seen") if "end_seen" in sw.columns else None
     return sw.select(
         cpu=pl.col("cpu"), start_ns=pl.col("ts_ns"), end_ns=pl.col("end_ns").cast(pl.UInt64),
         kind=pl.lit("task"),
@@ -62,7 +58,7 @@ def task_label(comm: str = "next_comm", pid: str = "next_pid", gap: Optional[pl.
 def occupancy(cap: Capture, sw: Optional[pl.DataFrame], windows=None) -> pl.DataFrame:
     """Who occupied each CPU when; WINDOWS ((cpu, start_ns, end_ns), the few
     delays to explain) limits it to what overlaps them."""
-    parts = [task_intervals(sw, windows, full=complete_cpus(cap))]
+    parts = [task_intervals(sw, windows)]
     for provider in _PROVIDERS:
         df = provider(cap)
         if df is not None and df.height:

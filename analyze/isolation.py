@@ -103,12 +103,11 @@ def analyze(cap: Capture, ctx: Context) -> ModuleResult:
     notes: List[str] = []
     sw = sched.switches(cap, ordered=False)
     monitored = list(ctx.monitored_cpus)
-    full = sched.complete_cpus(cap)
-    # A run whose end the kernel did not report (a gap in its CPU's chain, on a
-    # CPU recorded in full) counts for no time; its span goes to no task.
-    gap = ~pl.col("end_seen") & (pl.col("cpu").is_in(full) if full is not None else pl.lit(True))
-    sw = sw.with_columns(known_ns=pl.when(gap).then(0).otherwise(pl.col("on_cpu_ns")), gap=gap)
-    unreported = _unreported([_unreported_part(sw.filter(pl.col("gap")))], _scope(monitored, full))
+    # A run whose end the kernel did not report (``sched.switches``: end_seen)
+    # counts for no time; its span goes to no task.
+    sw = sw.with_columns(known_ns=pl.when(pl.col("end_seen")).then(pl.col("on_cpu_ns")).otherwise(0))
+    unreported = _unreported([_unreported_part(sw.filter(~pl.col("end_seen")))],
+                             _scope(monitored, sched.complete_cpus(cap)))
     tmap = sched.task_map(cap)
 
     targets = list(ctx.targets)
@@ -606,9 +605,8 @@ def _intrusions(sw: pl.DataFrame, a, names: _SwitchNames, ids: sched.ThreadIds, 
         firsts = pl.DataFrame({"cpu": pl.Series(cpu[first], dtype=pl.UInt32),
                                "end_ns": pl.Series(ts[first], dtype=pl.UInt64),
                                "first_prev": pl.Series(a["prev_pid"][first], dtype=pl.Int32)})
-        seen = pl.col("first_prev") == pl.col("next_pid")
         ended = (carry.join(firsts, on="cpu", how="inner")
-                 .with_columns(end_seen=seen if full is None else seen | ~pl.col("cpu").is_in(full))
+                 .with_columns(end_seen=(pl.col("first_prev") == pl.col("next_pid")) | ~sched.on_full_cpus(full))
                  .drop("first_prev"))
         if ended.height:
             parts.append(_intr_part(ended, monitored))

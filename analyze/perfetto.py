@@ -33,7 +33,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import polars as pl
 
-from latencyscope.analyze.sched import complete_cpus
+from latencyscope.analyze.sched import complete_cpus, on_full_cpus
 
 __all__ = ["write_trace", "TraceWriter", "Rows", "te_packet"]
 
@@ -425,7 +425,7 @@ def _cpu_tasks(w: TraceWriter, sw: pl.DataFrame, n_sw: int, iids: Dict[str, int]
                            is_begin=pl.col("next_pid") != 0,
                            gap=((pl.col("prev_pid") != pl.col("next_pid").shift(1).over("cpu")
                                  .fill_null(pl.col("carried"))).fill_null(False)
-                                & (pl.col("cpu").is_in(full) if full is not None else pl.lit(full != []))),
+                                & on_full_cpus(full)),
                            iid=_task_name("next_pid", "next_comm").replace_strict(iids, default=0,
                                                                                    return_dtype=pl.UInt64)))
         n = d.height

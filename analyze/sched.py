@@ -41,6 +41,11 @@ def complete_cpus(cap: Capture) -> Optional[List[int]]:
     return [] if f.get("pids") else None
 
 
+def on_full_cpus(full: Optional[List[int]]) -> pl.Expr:
+    """True on the rows of CPUs recorded in full (FULL: ``complete_cpus``)."""
+    return pl.lit(True) if full is None else pl.col("cpu").is_in(full)
+
+
 def switches(cap: Capture, ordered: bool = True) -> Optional[pl.DataFrame]:
     """sched_switch with each switch-in's on-CPU interval [ts_ns, end_ns),
     sorted by cpu, ts_ns (ORDERED=False: in stored order when each CPU's
@@ -48,9 +53,11 @@ def switches(cap: Capture, ordered: bool = True) -> Optional[pl.DataFrame]:
 
     end_ns is the next switch on the same CPU; the last one on a CPU ends at
     the capture window's end (clipped, never invented beyond it).  end_seen
-    is false when that next switch starts from another task than the one
-    switched in (``chain_breaks``): the kernel did not report how the run
-    ended, on_cpu_ns is then only an upper bound.
+    is false when, on a CPU recorded in full (``complete_cpus``), that next
+    switch starts from another task than the one switched in
+    (``chain_breaks``): the kernel did not report how the run ended,
+    on_cpu_ns is then only an upper bound.  (Elsewhere a filter may have left
+    the switches between out: the chain says nothing.)
     """
     # Stored order (not cap.table: no whole-table sort by time first).  Every
     # recorded CPU is in time order as stored, so a stable sort by cpu alone
@@ -69,7 +76,8 @@ def switches(cap: Capture, ordered: bool = True) -> Optional[pl.DataFrame]:
     return (
         swl.with_columns(
             end_ns=pl.col("ts_ns").shift(-1).over("cpu").fill_null(pl.lit(end, pl.UInt64)),
-            end_seen=(pl.col("prev_pid").shift(-1).over("cpu") == pl.col("next_pid")).fill_null(True),
+            end_seen=(pl.col("prev_pid").shift(-1).over("cpu") == pl.col("next_pid")).fill_null(True)
+            | ~on_full_cpus(complete_cpus(cap)),
         )
         .with_columns(on_cpu_ns=(pl.col("end_ns").cast(pl.Int64) - pl.col("ts_ns").cast(pl.Int64)))
         .collect()
